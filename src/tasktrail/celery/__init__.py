@@ -1,0 +1,1 @@
+"""Celery glue: signal subscribers, the result backend and worker-side hooks."""

@@ -1,0 +1,122 @@
+"""Celery signal subscribers: how tasktrail sees every task without wrapping it.
+
+Publish-side: ``before_task_publish`` stamps the owner header, ``after_task_publish``
+records ``PENDING``. Worker-side: ``task_received`` (main process) records
+``RECEIVED``, ``task_prerun`` records ``STARTED`` (no ``task_track_started``
+needed). Outcomes arrive through the result backend when tasktrail is the backend;
+otherwise (or for ``ignore_result`` tasks) through the outcome signals below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app, current_task, signals
+from celery import states as celery_states
+
+from .. import conf, owner, store
+from . import recorder
+
+
+def _recorded_by_backend(task: Any) -> bool:
+    from .backend import TaskTrailBackend
+
+    return isinstance(task.backend, TaskTrailBackend) and not task.request.ignore_result
+
+
+def _stamp_owner(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is None or headers.get(owner.HEADER) is not None:
+        return
+    pk = owner.current()
+    if pk is None and current_task:
+        # A task sent from inside a task belongs to the parent's owner.
+        pk = getattr(current_task.request, owner.HEADER, None)
+    if pk is not None:
+        headers[owner.HEADER] = pk
+
+
+def _published(
+    sender: Any = None,
+    body: Any = None,
+    routing_key: str = "",
+    headers: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    if headers is None:
+        return
+    task = current_app.tasks.get(sender) if isinstance(sender, str) else None
+    recorder.published(headers, body, routing_key, getattr(task, "max_retries", None))
+
+
+def _received(request: Any = None, **_: Any) -> None:
+    if request is not None and conf.get().RECORD_RECEIVED:
+        recorder.received(request)
+
+
+def _prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
+    if task is not None and task_id:
+        recorder.started(task, task_id)
+
+
+def _retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
+    if request is None:
+        return
+    if sender is not None and not _recorded_by_backend(sender):
+        exc = getattr(reason, "exc", None)
+        _outcome(sender, request.id, celery_states.RETRY, exc, request)
+    recorder.retry_scheduled(request, getattr(reason, "when", None))
+
+
+def _outcome(task: Any, task_id: str, state: str, value: Any, request: Any, tb: Any = None) -> None:
+    backend = task.backend
+    recorder.outcome(
+        task_id,
+        state,
+        value,
+        backend.encode_result(value, state) if not task.request.ignore_result else None,
+        tb,
+        request,
+        recorder.expires_after(state, task.app),
+    )
+
+
+def _success(sender: Any = None, result: Any = None, **_: Any) -> None:
+    if sender is not None and not _recorded_by_backend(sender):
+        stored = None if sender.request.ignore_result else result
+        _outcome(sender, sender.request.id, celery_states.SUCCESS, stored, sender.request)
+
+
+def _failure(
+    sender: Any = None, task_id: str = "", exception: Any = None, einfo: Any = None, **_: Any
+) -> None:
+    if sender is not None and not _recorded_by_backend(sender):
+        tb = getattr(einfo, "traceback", None)
+        _outcome(sender, task_id, celery_states.FAILURE, exception, sender.request, tb)
+
+
+def _revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    if sender is not None and request is not None and not _recorded_by_backend(sender):
+        from celery.exceptions import TaskRevokedError
+
+        _outcome(sender, request.id, celery_states.REVOKED, TaskRevokedError("revoked"), request)
+
+
+def _flush(**_: Any) -> None:
+    store.close()
+
+
+def connect() -> None:
+    """Subscribe to Celery's signals; idempotent (weak=False keeps the handlers alive)."""
+    for signal, handler in (
+        (signals.before_task_publish, _stamp_owner),
+        (signals.after_task_publish, _published),
+        (signals.task_received, _received),
+        (signals.task_prerun, _prerun),
+        (signals.task_retry, _retry),
+        (signals.task_success, _success),
+        (signals.task_failure, _failure),
+        (signals.task_revoked, _revoked),
+        (signals.worker_process_shutdown, _flush),
+        (signals.worker_shutdown, _flush),
+    ):
+        signal.connect(handler, weak=False, dispatch_uid=f"tasktrail.{handler.__name__}")

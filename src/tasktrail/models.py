@@ -1,0 +1,102 @@
+"""Tables. Only ``tasktrail.store`` reads and writes them; the admin only reads."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .jsoncodec import CeleryJSONDecoder, CeleryJSONEncoder
+
+
+def _json() -> models.JSONField[object]:
+    return models.JSONField(null=True, encoder=CeleryJSONEncoder, decoder=CeleryJSONDecoder)
+
+
+class Task(models.Model):
+    """The current state of one task; one row per task id."""
+
+    task_id = models.CharField(max_length=255, primary_key=True)
+    name = models.CharField(max_length=255, blank=True, default="")
+    queue = models.CharField(max_length=255, blank=True, default="")
+    state = models.CharField(max_length=50)
+    # Denormalised from ``state`` so the SQL guard can compare without a CASE.
+    rank = models.SmallIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    max_retries = models.IntegerField(null=True)
+    args = _json()
+    kwargs = _json()
+    # Celery's view of the outcome: the return value, the encoded exception,
+    # or the meta of a custom state.
+    result = _json()
+    children = _json()
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    progress_current = models.FloatField(null=True)
+    progress_total = models.FloatField(null=True)
+    progress_message = models.TextField(blank=True, default="")
+    meta = _json()
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
+    )
+    parent_id = models.CharField(max_length=255, blank=True, default="")
+    root_id = models.CharField(max_length=255, blank=True, default="")
+    group_id = models.CharField(max_length=255, blank=True, default="")
+    worker = models.CharField(max_length=255, blank=True, default="")
+    worker_pid = models.IntegerField(null=True)
+    sent_at = models.DateTimeField(null=True)
+    received_at = models.DateTimeField(null=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField()
+    next_retry_at = models.DateTimeField(null=True)
+    expires_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "tasktrail_task"
+        indexes = [
+            models.Index(fields=["expires_at"], name="tasktrail_task_expires"),
+            models.Index(fields=["group_id"], name="tasktrail_task_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'task'}[{self.task_id}] {self.state}"
+
+
+class Transition(models.Model):
+    """Append-only history: one row per accepted state change."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No foreign key: history is written in the same flush as the task row and
+    # removed with it by the store, and a constraint would only cost writes.
+    task_id = models.CharField(max_length=255, db_index=True)
+    state = models.CharField(max_length=50)
+    attempt = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    worker = models.CharField(max_length=255, blank=True, default="")
+    detail = _json()
+
+    class Meta:
+        db_table = "tasktrail_transition"
+
+    def __str__(self) -> str:
+        return f"{self.task_id} → {self.state} (attempt {self.attempt})"
+
+
+class GroupResult(models.Model):
+    """A saved ``GroupResult`` (``group.apply_async().save()``), for Celery's restore."""
+
+    group_id = models.CharField(max_length=255, primary_key=True)
+    result = _json()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, db_index=True)
+
+    class Meta:
+        db_table = "tasktrail_group"
+
+    def __str__(self) -> str:
+        return self.group_id

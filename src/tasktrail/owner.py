@@ -1,0 +1,41 @@
+"""Who enqueued a task: a context variable set per request, carried in a message header.
+
+The header lets the worker fill in the owner even when the publish-side write was
+lost, and keeps owner capture out of user task code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+HEADER = "tasktrail_owner"
+
+_current: contextvars.ContextVar[Any] = contextvars.ContextVar("tasktrail_owner", default=None)
+
+
+def current() -> Any:
+    """The primary key of the user tasks sent now belong to, or ``None``."""
+    value = _current.get()
+    return value() if callable(value) else value
+
+
+def _pk(user: Any) -> Any:
+    if user is None or getattr(user, "is_anonymous", False):
+        return None
+    return getattr(user, "pk", user)
+
+
+@contextlib.contextmanager
+def owned_by(user: Any) -> Iterator[None]:
+    """Tasks sent inside this block belong to ``user`` (a user object or its primary key).
+
+    ``user`` may also be a callable returning one, resolved only when a task is sent.
+    """
+    token = _current.set((lambda: _pk(user())) if callable(user) else _pk(user))
+    try:
+        yield
+    finally:
+        _current.reset(token)

@@ -1,0 +1,79 @@
+"""Frozen value objects handed to users; never ORM rows."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from . import states
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Progress:
+    current: float
+    total: float | None
+    message: str
+    meta: dict[str, Any]
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(100.0, 100.0 * self.current / self.total))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskError:
+    type: str
+    message: str
+    traceback: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Transition:
+    state: str
+    attempt: int
+    at: datetime
+    worker: str
+    detail: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskRecord:
+    id: str
+    name: str
+    queue: str
+    state: str
+    attempt: int
+    max_retries: int | None
+    args: list[Any] | None
+    kwargs: dict[str, Any] | None
+    result: Any
+    error: TaskError | None
+    progress: Progress | None
+    owner_id: Any
+    parent_id: str
+    root_id: str
+    group_id: str
+    worker: str
+    worker_pid: int | None
+    sent_at: datetime | None
+    received_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    next_retry_at: datetime | None
+    expires_at: datetime | None
+
+    @property
+    def phase(self) -> states.Phase:
+        return states.phase(self.state)
+
+    @property
+    def ready(self) -> bool:
+        return states.is_done(self.state)
+
+    @property
+    def retries_left(self) -> int | None:
+        return states.attempts_left(self.attempt, self.max_retries)
