@@ -57,7 +57,7 @@ else:
         }
     }
 
-CELERY_BROKER_URL = os.environ.get("TT_BROKER", "memory://")
+CELERY_BROKER_URL = os.environ.get("TT_BROKER", "redis://127.0.0.1:6379/9")
 CELERY_RESULT_BACKEND = "tasktrail"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TT_QUEUE", "celery")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -76,4 +76,6 @@ class TaskRecord:
 
     @property
     def retries_left(self) -> int | None:
-        return states.attempts_left(self.attempt, self.max_retries)
+        """Retries Celery may still schedule; a ``RETRY`` has used the one it scheduled."""
+        scheduled = 1 if self.state == states.RETRY else 0
+        return states.attempts_left(self.attempt + scheduled, self.max_retries)

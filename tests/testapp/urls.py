@@ -1,1 +1,8 @@
-urlpatterns: list[object] = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("status/<str:task_id>/", views.task_status),
+    path("start/", views.start_add),
+]

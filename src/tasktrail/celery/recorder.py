@@ -128,10 +128,16 @@ def published(headers: dict[str, Any], body: Any, routing_key: str, max_retries:
 
 
 def received(request: Any) -> None:
+    """``request`` is the worker's ``Request``; its context carries the message headers."""
     now = timezone.now()
-    meta = _request_meta(getattr(request, "_context", None) or request)
-    meta.update(name=request.name or meta.get("name", ""), received_at=now)
-    store.record(store.event(request.id, states.RECEIVED, _attempt(request), now, **meta))
+    context = request._context
+    if _attempt(context) > 1 and request.eta:
+        # A retry held for its countdown: RETRY with its next_retry_at says more
+        # than RECEIVED would, so the record keeps it until the attempt starts.
+        return
+    meta = _request_meta(context)
+    meta.update(name=request.name or meta["name"], received_at=now)
+    store.record(store.event(request.id, states.RECEIVED, _attempt(context), now, **meta))
 
 
 def started(task: Any, task_id: str) -> None:

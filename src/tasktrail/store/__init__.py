@@ -108,11 +108,16 @@ def sync(timeout: float = 5.0) -> bool:
     return _buffer().sync(timeout)
 
 
+def _settle(task_id: str) -> None:
+    """Let this process's buffered writes for ``task_id`` land before reading or deleting."""
+    if _buffer().pending(task_id):
+        _buffer().sync()
+
+
 def _row(task_id: str) -> Any:
     from ..models import Task
 
-    if _buffer().pending(task_id):
-        _buffer().sync()
+    _settle(task_id)
     return Task.objects.using(_alias()).filter(task_id=task_id).first()
 
 
@@ -191,8 +196,7 @@ def celery_meta(task_id: str) -> dict[str, Any] | None:
 def history(task_id: str) -> list[Transition]:
     from ..models import Transition as TransitionRow
 
-    if _buffer().pending(task_id):
-        _buffer().sync()
+    _settle(task_id)
     rows = TransitionRow.objects.using(_alias()).filter(task_id=task_id).order_by("id")
     return [Transition(r.state, r.attempt, r.at, r.worker, r.detail or {}) for r in rows]
 
@@ -209,6 +213,7 @@ def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:
 def forget(task_id: str) -> None:
     from ..models import Task, Transition
 
+    _settle(task_id)
     with transaction.atomic(using=_alias()):
         Transition.objects.using(_alias()).filter(task_id=task_id).delete()
         Task.objects.using(_alias()).filter(task_id=task_id).delete()

@@ -1,0 +1,36 @@
+# Two commands for a fresh clone: `make demo` and `make test`.
+# Both create .venv with Python >= 3.12 and install tasktrail with its dev tools.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+# pyenv reads .python-version; otherwise the first Python >= 3.12 on PATH.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+.PHONY: demo test lint bench install
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "tasktrail needs Python >= 3.12 on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip uv
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e . --group dev
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) example/manage.py demo $(ARGS)
+
+test: install
+	$(VENV)/bin/pytest $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) example/manage.py makemigrations --check --dry-run tasktrail
+
+bench: install
+	$(PY) -m bench $(ARGS)

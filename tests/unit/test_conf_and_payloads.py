@@ -1,0 +1,75 @@
+"""Settings validation and payload rules: clear errors, nothing silently lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from kombu.exceptions import EncodeError
+
+from tasktrail import conf, jsoncodec
+from tasktrail.celery import recorder
+
+
+def test_defaults() -> None:
+    settings = conf.load({})
+    assert settings.LOST_AFTER == timedelta(seconds=30)
+    assert settings.FLUSH_INTERVAL == timedelta(milliseconds=20)
+
+
+def test_numbers_are_seconds() -> None:
+    assert conf.load({"RESULT_EXPIRES": 60}).RESULT_EXPIRES == timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"RESULT_EXPIRE": 1}, "Unknown TASKTRAIL setting"),
+        ({"LOST_AFTER": "30s"}, "timedelta or a number of seconds"),
+        ({"LOST_AFTER": -1}, "must not be negative"),
+        ({"MAX_RESULT_BYTES": 0}, "positive int"),
+    ],
+)
+def test_bad_settings_are_refused_clearly(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=message):
+        conf.load(raw)
+
+
+def test_expiry_prefers_tasktrail_then_celery_then_defaults(settings: object) -> None:
+    assert conf.expires_after(True, 3600, None) == timedelta(hours=1)
+    assert conf.expires_after(False, 3600, None) == timedelta(days=7)
+    assert conf.expires_after(False, 3600, 60) == timedelta(minutes=1)
+    settings.TASKTRAIL = {"RESULT_EXPIRES": 5, "FAILURE_EXPIRES": 10}  # type: ignore[attr-defined]
+    assert conf.expires_after(True, 3600, None) == timedelta(seconds=5)
+    assert conf.expires_after(False, 3600, 60) == timedelta(seconds=10)
+
+
+def test_a_result_that_is_not_json_fails_with_the_reason() -> None:
+    with pytest.raises(EncodeError, match="not JSON-serialisable.*set"):
+        recorder.result_json("t", {1, 2})
+
+
+def test_an_oversized_result_fails_with_the_limit(settings: object) -> None:
+    settings.TASKTRAIL = {"MAX_RESULT_BYTES": 100}  # type: ignore[attr-defined]
+    with pytest.raises(EncodeError, match="over TASKTRAIL\\['MAX_RESULT_BYTES'\\] \\(100\\)"):
+        recorder.result_json("t", "x" * 200)
+
+
+def test_large_arguments_are_replaced_by_a_marker(settings: object) -> None:
+    settings.TASKTRAIL = {"MAX_ARGS_BYTES": 50}  # type: ignore[attr-defined]
+    stored = jsoncodec.loads(recorder._args_json(["y" * 100]) or "")
+    assert "over MAX_ARGS_BYTES (50)" in stored["tasktrail_omitted"]
+
+
+def test_secret_keyword_arguments_are_redacted() -> None:
+    stored = jsoncodec.loads(recorder._kwargs_json({"password": "hunter2", "to": "a@b.c"}) or "")
+    assert stored == {"password": recorder.REDACTED, "to": "a@b.c"}
+
+
+def test_kombu_types_round_trip() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    value = {"at": datetime(2026, 1, 1, tzinfo=UTC), "price": Decimal("1.10")}
+    assert jsoncodec.loads(jsoncodec.dumps(value)) == value
