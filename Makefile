@@ -23,8 +23,11 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) example/manage.py demo $(ARGS)
 
+# The suite runs twice: everything but the worker tests on the embedded SQLite
+# default, then the store and the real-worker tests on PostgreSQL + Redis.
 test: install
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/pytest -m "not integration" $(ARGS)
+	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py tests/integration $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -68,9 +68,10 @@ def _coerce(name: str, value: Any) -> Any:
         return _duration(name, value)
     if name == "REDACT_KWARGS":
         return frozenset(str(v) for v in value)
-    if name in {"MAX_ARGS_BYTES", "MAX_RESULT_BYTES", "MAX_BUFFERED"}:
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ImproperlyConfigured(f"TASKTRAIL[{name!r}] must be a positive int")
+    if name in {"MAX_ARGS_BYTES", "MAX_RESULT_BYTES", "MAX_BUFFERED"} and (
+        not isinstance(value, int) or isinstance(value, bool) or value <= 0
+    ):
+        raise ImproperlyConfigured(f"TASKTRAIL[{name!r}] must be a positive int")
     return value
 
 

@@ -15,7 +15,7 @@ from kombu.utils.json import JSONEncoder as _KombuEncoder
 from kombu.utils.json import object_hook
 
 
-class CeleryJSONEncoder(_KombuEncoder):  # type: ignore[misc]
+class CeleryJSONEncoder(_KombuEncoder):
     pass
 
 

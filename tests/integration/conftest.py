@@ -20,6 +20,7 @@ from tests.conftest import IN_CI, require
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 
+
 @pytest.fixture(scope="session")
 def services() -> None:
     require("Redis", "127.0.0.1", 6379)
@@ -30,7 +31,7 @@ def services() -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(services: None, django_db_setup: None) -> None:  # noqa: PT004
+def django_db_setup(services: None, django_db_setup: None) -> None:
     """Check services before pytest-django tries to create the test database."""
 
 
@@ -71,7 +72,9 @@ def _wait_until_ready(app: object, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"worker exited with {proc.returncode}; see artifacts/integration-worker.log")
+            pytest.fail(
+                f"worker exited with {proc.returncode}; see artifacts/integration-worker.log"
+            )
         if app.control.ping(timeout=0.5):  # type: ignore[attr-defined]
             return
     pytest.fail("worker did not answer a ping within 60 s")

@@ -36,14 +36,19 @@ def test_success_through_celery_and_tasktrail() -> None:
     assert (result.status, result.state, result.result, result.info) == ("SUCCESS",) * 2 + (5, 5)
     assert result.ready() and result.successful()
     record = tasktrail.get(result.id)
-    assert (record.state, record.phase, record.result, record.args) == ("SUCCESS", "done", 5, [2, 3])
+    assert (record.state, record.phase, record.result, record.args) == (
+        "SUCCESS",
+        "done",
+        5,
+        [2, 3],
+    )
     assert record.name == "tests.testapp.tasks.add"
     assert record.queue == "celery"
     assert record.worker.startswith("itest@") and record.worker_pid
     assert record.sent_at and record.started_at and record.finished_at
     assert record.sent_at <= record.started_at <= record.finished_at
     assert record.expires_at and record.expires_at > record.finished_at
-    assert [t.state for t in tasktrail.history(result.id)][0] == "PENDING"
+    assert tasktrail.history(result.id)[0].state == "PENDING"
     assert "SUCCESS" in [t.state for t in tasktrail.history(result.id)]
 
 
@@ -101,7 +106,12 @@ def test_retries_are_visible_with_their_attempts() -> None:
     assert waiting.retries_left == 2
     assert result.get(timeout=30) == "ok after 3 attempts"
     record = tasktrail.get(result.id)
-    assert (record.state, record.attempt, record.max_retries, record.error) == ("SUCCESS", 3, 3, None)
+    assert (record.state, record.attempt, record.max_retries, record.error) == (
+        "SUCCESS",
+        3,
+        3,
+        None,
+    )
     steps = [(t.state, t.attempt) for t in tasktrail.history(result.id)]
     assert ("RETRY", 1) in steps and ("RETRY", 2) in steps and steps[-1] == ("SUCCESS", 3)
     errors = [t.detail["error_message"] for t in tasktrail.history(result.id) if t.state == "RETRY"]
@@ -210,7 +220,11 @@ def test_record_is_created_by_the_worker_when_the_publish_write_is_lost() -> Non
         tasktrail.get(result.id)
     assert result.get(timeout=20) == 8
     record = tasktrail.get(result.id)
-    assert (record.state, record.name, record.args) == ("SUCCESS", "tests.testapp.tasks.add", [4, 4])
+    assert (record.state, record.name, record.args) == (
+        "SUCCESS",
+        "tests.testapp.tasks.add",
+        [4, 4],
+    )
 
 
 def test_owner_is_the_user_who_enqueued_through_a_view() -> None:

@@ -46,7 +46,7 @@ def test_expiry_prefers_tasktrail_then_celery_then_defaults(settings: object) ->
 
 
 def test_a_result_that_is_not_json_fails_with_the_reason() -> None:
-    with pytest.raises(EncodeError, match="not JSON-serialisable.*set"):
+    with pytest.raises(EncodeError, match=r"not JSON-serialisable.*set"):
         recorder.result_json("t", {1, 2})
 
 

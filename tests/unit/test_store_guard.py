@@ -19,8 +19,18 @@ from tasktrail.store.schema import COLUMNS, JSON, Row, fold
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-STATES = ["PENDING", "RECEIVED", "STARTED", "PROGRESS", "UPLOADING", "RETRY", "SUCCESS",
-          "FAILURE", "REVOKED", "LOST"]
+STATES = [
+    "PENDING",
+    "RECEIVED",
+    "STARTED",
+    "PROGRESS",
+    "UPLOADING",
+    "RETRY",
+    "SUCCESS",
+    "FAILURE",
+    "REVOKED",
+    "LOST",
+]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

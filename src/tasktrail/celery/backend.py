@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import Celery
 from celery import states as celery_states
 from celery.backends.base import BaseBackend
 from celery.result import result_from_tuple
@@ -20,7 +21,11 @@ from .. import states, store
 from . import recorder
 
 
-class TaskTrailBackend(BaseBackend):  # type: ignore[misc]
+class TaskTrailBackend(BaseBackend):
+    # Set by Celery's Backend.__init__; celery-types does not declare them.
+    app: Celery
+    serializer: str
+
     READY_STATES = celery_states.READY_STATES | {states.LOST}
     EXCEPTION_STATES = celery_states.EXCEPTION_STATES | {states.LOST}
     supports_failure_expires = True
@@ -66,7 +71,7 @@ class TaskTrailBackend(BaseBackend):  # type: ignore[misc]
         if meta is None:
             # Celery's answer for an unknown id; tasktrail.get() raises TaskNotFound.
             return {"status": celery_states.PENDING, "result": None}
-        return self.meta_from_decoded(meta)  # type: ignore[no-any-return]
+        return self.meta_from_decoded(meta)
 
     def _forget(self, task_id: str) -> None:
         store.forget(task_id)
@@ -74,7 +79,9 @@ class TaskTrailBackend(BaseBackend):  # type: ignore[misc]
     def _save_group(self, group_id: str, result: Any) -> Any:
         now = timezone.now()
         expires = recorder.expires_after(states.SUCCESS, self.app)
-        store.save_group(group_id, result.as_tuple(), now, expires and now + expires)
+        store.save_group(
+            group_id, result.as_tuple(), now, None if expires is None else now + expires
+        )
         return result
 
     def _restore_group(self, group_id: str) -> dict[str, Any] | None:

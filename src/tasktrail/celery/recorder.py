@@ -105,7 +105,9 @@ def published(headers: dict[str, Any], body: Any, routing_key: str, max_retries:
     task_id = headers.get("id")
     if not task_id:
         return
-    args, kwargs = (body[0], body[1]) if isinstance(body, list | tuple) and len(body) >= 2 else ((), {})
+    args, kwargs = (
+        (body[0], body[1]) if isinstance(body, list | tuple) and len(body) >= 2 else ((), {})
+    )
     now = timezone.now()
     store.record(
         store.event(

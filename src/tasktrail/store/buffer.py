@@ -131,9 +131,7 @@ class WriteBuffer:
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(
-                target=self._run, name="tasktrail-flush", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="tasktrail-flush", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
