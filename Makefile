@@ -27,7 +27,8 @@ demo: install
 # default, then the store and the real-worker tests on PostgreSQL + Redis.
 test: install
 	$(VENV)/bin/pytest -m "not integration" $(ARGS)
-	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py tests/integration $(ARGS)
+	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py \
+		tests/unit/test_workers.py tests/unit/test_expiry.py tests/integration $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,8 @@
 
 ``TT_DB=postgres`` (the integration layer's default in CI) or ``sqlite``;
 ``TT_DB_NAME`` points a worker process at the database the test run created;
-``TT_BROKER`` is the broker URL for worker tests.
+``TT_BROKER`` is the broker URL for worker tests; ``TT_TEST_DB_NAME`` names the
+PostgreSQL test database, so concurrent runs on one server need not share it.
 """
 
 import os
@@ -14,6 +15,8 @@ DEBUG = False
 USE_TZ = True
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.messages",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -23,9 +26,24 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "tasktrail.middleware.OwnerMiddleware",
 ]
 ROOT_URLCONF = "tests.testapp.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        # What the admin's templates need.
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 _SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
@@ -42,7 +60,7 @@ if os.environ.get("TT_DB", "sqlite") == "postgres":
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
             "USER": os.environ.get("PGUSER", "postgres"),
-            "TEST": {"NAME": "test_tasktrail"},
+            "TEST": {"NAME": os.environ.get("TT_TEST_DB_NAME", "test_tasktrail")},
         }
     }
 else:
@@ -61,3 +79,23 @@ CELERY_BROKER_URL = os.environ.get("TT_BROKER", "redis://127.0.0.1:6379/9")
 CELERY_RESULT_BACKEND = "tasktrail"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TT_QUEUE", "celery")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Workers in tests heartbeat every second (so whichever holds the lost-task check runs
+# it often); fault tests start workers with shorter timings through these variables.
+TASKTRAIL: dict[str, object] = {
+    "HEARTBEAT_INTERVAL": float(os.environ.get("TT_HEARTBEAT_INTERVAL", "1"))
+}
+if "TT_NOTIFY" in os.environ:
+    # Live tests start workers that publish through a given notifier.
+    TASKTRAIL["NOTIFY"] = os.environ["TT_NOTIFY"]
+if "TT_LOST_AFTER" in os.environ:
+    TASKTRAIL["LOST_AFTER"] = float(os.environ["TT_LOST_AFTER"])
+if "TT_CLEANUP_INTERVAL" in os.environ:
+    TASKTRAIL["CLEANUP_INTERVAL"] = float(os.environ["TT_CLEANUP_INTERVAL"])
+if "TT_VISIBILITY_TIMEOUT" in os.environ:
+    # How soon Redis gives an unacknowledged message (its worker died) to another worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": float(os.environ["TT_VISIBILITY_TIMEOUT"]),
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from .api import get, history, progress, recent
+from .api import Reporter, attempts, get, history, progress, recent, reporter, status_url
 from .exceptions import InvalidState, PayloadError, TaskNotFound
 from .owner import owned_by
-from .records import Progress, TaskError, TaskRecord, Transition
+from .records import Attempt, Progress, TaskError, TaskRecord, Transition
 
 __all__ = [
+    "Attempt",
     "InvalidState",
     "PayloadError",
     "Progress",
+    "Reporter",
     "TaskError",
     "TaskNotFound",
     "TaskRecord",
     "Transition",
+    "attempts",
     "get",
     "history",
     "owned_by",
     "progress",
     "recent",
+    "reporter",
+    "status_url",
 ]

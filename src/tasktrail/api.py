@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+from datetime import timedelta
+from types import ModuleType
 from typing import Any
 
 from .exceptions import PayloadError
-from .records import TaskRecord, Transition
+from .records import Attempt, TaskRecord, Transition
 
 
 def get(task_id: str) -> TaskRecord:
@@ -23,6 +27,19 @@ def history(task_id: str) -> list[Transition]:
     return store.history(task_id)
 
 
+def attempts(task_id: str) -> list[Attempt]:
+    """Every run of ``task_id``, first to last: worker, start, end, error of each.
+
+    A task that never started has none. Raises :class:`tasktrail.TaskNotFound` if unknown.
+    """
+    from . import runs, store
+
+    found = store.history(task_id)
+    if not found:
+        store.get(task_id)
+    return runs.from_history(found)
+
+
 def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:
     """The most recently updated tasks, e.g. ``recent(state="FAILURE", name="app.send")``."""
     from . import store
@@ -36,25 +53,72 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+@functools.cache
+def _live() -> ModuleType:
+    # Imported on first use, not with the package (which Django imports before setup);
+    # cached, because progress() may be called 100,000 times a second.
+    from .celery import progress
+
+    return progress
+
+
 def progress(current: float, total: float | None = None, message: str = "", **meta: Any) -> None:
     """Report how far the running task has come.
 
-    Call from inside a Celery task (also from threads it starts, if they run while
-    the task does). Cheap to call often: updates are folded in memory and the
-    latest value is written within ``FLUSH_INTERVAL``, always before the outcome.
+    Call from inside a Celery task, bound or not, or from a thread it started (in a
+    pool process running one task at a time, as prefork and solo do; elsewhere use
+    :func:`reporter`). Cheap to call in a tight loop: the latest value is written at
+    most every ``PROGRESS_INTERVAL``, and always before the task's outcome.
+    ``meta`` (JSON values) is shown with the progress.
     """
-    from celery import current_task
+    _report(_live().resolve(), current, total, message, meta)
 
-    from .celery import recorder
 
-    task = current_task
-    if not task or not task.request.id:
-        raise RuntimeError("tasktrail.progress() must be called while a Celery task runs")
-    recorder.progress(
-        task.request.id,
-        task.request,
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reporter:
+    """:func:`progress` bound to one task, for any thread: see :func:`reporter`."""
+
+    task_id: str
+
+    def __call__(
+        self, current: float, total: float | None = None, message: str = "", **meta: Any
+    ) -> None:
+        _report(self.task_id, current, total, message, meta)
+
+
+def reporter() -> Reporter:
+    """Capture the running task, to report its progress from any thread it starts.
+
+    Needed where several tasks run in one process (a threads pool); e.g. in the task,
+    ``report = tasktrail.reporter()``, then ``report(done, total)`` in its threads.
+    """
+    return Reporter(_live().resolve())
+
+
+def _report(
+    task_id: str, current: float, total: float | None, message: str, meta: dict[str, Any]
+) -> None:
+    _live().report(
+        task_id,
         _number("current", current),
         None if total is None else _number("total", total),
         str(message),
         meta,
     )
+
+
+def status_url(task_id: str, expires: timedelta | None = None, request: Any = None) -> str:
+    """A link to ``task_id``'s live status page that anyone holding it may open.
+
+    For flows without a login (a checkout, an emailed export). Valid for ``expires``
+    (default ``TASKTRAIL["LINK_EXPIRES"]``); absolute when ``request`` is given.
+    """
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    from . import access
+
+    url = reverse("tasktrail:page", args=[task_id])
+    url += "?" + urlencode({"token": access.sign(task_id, expires)})
+    return request.build_absolute_uri(url) if request is not None else url

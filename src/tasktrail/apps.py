@@ -9,7 +9,12 @@ class TaskTrailConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from .celery import signals
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            notify,
+        )
+        from .celery import progress, signals
 
         signals.connect()
+        progress.connect()
+        notify.install()

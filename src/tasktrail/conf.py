@@ -12,6 +12,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from . import retries
+from .retries import RetryPolicy
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
@@ -22,8 +25,22 @@ class Settings:
     #: How long a failure (or revocation, or lost task) is kept.
     #: ``None``: Celery's ``result_failure_expires``, else 7 days.
     FAILURE_EXPIRES: timedelta | None = None
-    #: A task whose worker stopped heartbeating this long ago is ``LOST``.
+    #: A task whose worker stopped heartbeating this long ago is ``LOST`` (or re-run,
+    #: if it opted in: see docs/failures.md).
     LOST_AFTER: timedelta = timedelta(seconds=30)
+    #: How often every worker records its heartbeat; one worker at a time also looks
+    #: for tasks left on silent workers this often. Must be well below ``LOST_AFTER``.
+    HEARTBEAT_INTERVAL: timedelta = timedelta(seconds=5)
+    #: How often one worker at a time deletes expired records. ``None``: never from
+    #: workers (run ``manage.py tasktrail cleanup`` instead).
+    CLEANUP_INTERVAL: timedelta | None = timedelta(minutes=5)
+    #: Tasks deleted per transaction by the cleanup: small batches keep locks short and
+    #: spread the write-ahead log, so concurrent writers barely notice.
+    CLEANUP_BATCH: int = 500
+    #: The project-wide retry policy, a dict of :class:`tasktrail.retries.RetryPolicy`
+    #: fields (``max_attempts``, ``backoff``, ``backoff_max``, ``jitter``, ``retry_on``).
+    #: ``None``: tasks retry only as their own Celery options say.
+    RETRY: RetryPolicy | None = None
     #: Arguments larger than this (as JSON) are stored as a short marker instead.
     MAX_ARGS_BYTES: int = 64 * 1024
     #: A result larger than this (as JSON) fails the task with a clear reason.
@@ -36,6 +53,29 @@ class Settings:
     MAX_BUFFERED: int = 10_000
     #: Record ``RECEIVED`` from the worker's main process.
     RECORD_RECEIVED: bool = True
+    #: ``RECEIVED`` is written only for tasks still waiting in the worker this long
+    #: after it received them (or held for an ETA); the others start at once.
+    RECEIVED_AFTER: timedelta = timedelta(milliseconds=100)
+    #: Progress a task reports is written at most this often; the latest value wins and
+    #: the last one is always written before the task's outcome.
+    PROGRESS_INTERVAL: timedelta = timedelta(milliseconds=100)
+    #: How live views learn of changes: ``"postgres"`` (LISTEN/NOTIFY), ``"redis"``
+    #: (pub/sub), ``"polling"``, or ``"auto"``: ``"postgres"`` on a PostgreSQL database,
+    #: else ``"redis"`` if ``REDIS_URL`` is set or the Celery broker is Redis, else polling.
+    NOTIFY: str = "auto"
+    #: Redis of the ``"redis"`` notifier. ``None``: the Celery broker's URL.
+    REDIS_URL: str | None = None
+    #: How often the ``"polling"`` notifier reads the watched tasks' versions.
+    POLL_INTERVAL: timedelta = timedelta(milliseconds=250)
+    #: An idle live stream sends a comment this often, so proxies keep it open.
+    KEEPALIVE_INTERVAL: timedelta = timedelta(seconds=15)
+    #: How long a link made by ``tasktrail.status_url()`` is valid, unless it says.
+    LINK_EXPIRES: timedelta = timedelta(days=1)
+    #: Users holding this permission see every task, like staff. ``None``: staff only.
+    VIEW_PERMISSION: str | None = "tasktrail.view_task"
+    #: Whether viewers other than staff see a task's result and error summary; a task's
+    #: own ``tasktrail_show_result`` option overrides it.
+    SHOW_RESULT: bool = True
 
     @property
     def flush_seconds(self) -> float:
@@ -43,11 +83,33 @@ class Settings:
 
 
 _DEFAULT_FAILURE_EXPIRES = timedelta(days=7)
-_DURATIONS = {"RESULT_EXPIRES", "FAILURE_EXPIRES", "LOST_AFTER", "FLUSH_INTERVAL"}
-_NULLABLE = {"RESULT_EXPIRES", "FAILURE_EXPIRES"}
+_DURATIONS = {
+    "RESULT_EXPIRES",
+    "FAILURE_EXPIRES",
+    "LOST_AFTER",
+    "FLUSH_INTERVAL",
+    "RECEIVED_AFTER",
+    "HEARTBEAT_INTERVAL",
+    "CLEANUP_INTERVAL",
+    "PROGRESS_INTERVAL",
+    "POLL_INTERVAL",
+    "KEEPALIVE_INTERVAL",
+    "LINK_EXPIRES",
+}
+_NULLABLE = {"RESULT_EXPIRES", "FAILURE_EXPIRES", "CLEANUP_INTERVAL"}
+_INTERVALS = {
+    "HEARTBEAT_INTERVAL",
+    "CLEANUP_INTERVAL",
+    "POLL_INTERVAL",
+    "KEEPALIVE_INTERVAL",
+    "LINK_EXPIRES",
+}
+NOTIFIERS = ("auto", "postgres", "redis", "polling")
+_POSITIVE_INTS = {"MAX_ARGS_BYTES", "MAX_RESULT_BYTES", "MAX_BUFFERED", "CLEANUP_BATCH"}
 
 
-def _duration(name: str, value: object) -> timedelta | None:
+def _duration(name: str, value: object, label: str = "") -> timedelta | None:
+    label = label or f"TASKTRAIL[{name!r}]"
     if value is None and name in _NULLABLE:
         return None
     if isinstance(value, timedelta):
@@ -56,19 +118,30 @@ def _duration(name: str, value: object) -> timedelta | None:
         seconds = float(value)
     else:
         raise ImproperlyConfigured(
-            f"TASKTRAIL[{name!r}] must be a timedelta or a number of seconds, got {value!r}"
+            f"{label} must be a timedelta or a number of seconds, got {value!r}"
         )
     if seconds < 0:
-        raise ImproperlyConfigured(f"TASKTRAIL[{name!r}] must not be negative, got {value!r}")
+        raise ImproperlyConfigured(f"{label} must not be negative, got {value!r}")
+    if seconds == 0 and name in _INTERVALS:
+        raise ImproperlyConfigured(f"{label} must be more than 0 seconds")
     return timedelta(seconds=seconds)
 
 
 def _coerce(name: str, value: Any) -> Any:
     if name in _DURATIONS:
         return _duration(name, value)
+    if name == "NOTIFY" and value not in NOTIFIERS:
+        raise ImproperlyConfigured(
+            f"TASKTRAIL['NOTIFY'] must be one of {', '.join(NOTIFIERS)}; got {value!r}"
+        )
     if name == "REDACT_KWARGS":
         return frozenset(str(v) for v in value)
-    if name in {"MAX_ARGS_BYTES", "MAX_RESULT_BYTES", "MAX_BUFFERED"} and (
+    if name == "RETRY" and value is not None:
+        try:
+            return retries.parse(value)
+        except (ValueError, ImportError) as exc:
+            raise ImproperlyConfigured(f"TASKTRAIL['RETRY']: {exc}") from None
+    if name in _POSITIVE_INTS and (
         not isinstance(value, int) or isinstance(value, bool) or value <= 0
     ):
         raise ImproperlyConfigured(f"TASKTRAIL[{name!r}] must be a positive int")
@@ -82,7 +155,14 @@ def load(raw: dict[str, Any]) -> Settings:
         raise ImproperlyConfigured(
             f"Unknown TASKTRAIL setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    return Settings(**{name: _coerce(name, value) for name, value in raw.items()})
+    settings = Settings(**{name: _coerce(name, value) for name, value in raw.items()})
+    if settings.LOST_AFTER < 2 * settings.HEARTBEAT_INTERVAL:
+        # One late heartbeat would then declare a live worker's tasks lost.
+        raise ImproperlyConfigured(
+            f"TASKTRAIL['LOST_AFTER'] ({settings.LOST_AFTER.total_seconds()} s) must be at "
+            f"least twice HEARTBEAT_INTERVAL ({settings.HEARTBEAT_INTERVAL.total_seconds()} s)"
+        )
+    return settings
 
 
 @functools.cache
@@ -91,9 +171,16 @@ def get() -> Settings:
 
 
 def expires_after(
-    succeeded: bool, celery_result_expires: object, celery_failure_expires: object
+    succeeded: bool,
+    celery_result_expires: object,
+    celery_failure_expires: object,
+    task_override: object = None,
 ) -> timedelta | None:
-    """How long a finished task is kept: tasktrail's setting, else Celery's, else the default."""
+    """How long a finished task is kept: the task's own option, tasktrail's setting,
+    Celery's, else the default."""
+    if task_override is not None:
+        option = "tasktrail_result_expires" if succeeded else "tasktrail_failure_expires"
+        return _duration(option, task_override, f"the task option {option}")
     settings = get()
     if succeeded:
         if settings.RESULT_EXPIRES is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from . import states
 from .jsoncodec import CeleryJSONDecoder, CeleryJSONEncoder
 
 
@@ -61,6 +62,13 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["expires_at"], name="tasktrail_task_expires"),
             models.Index(fields=["group_id"], name="tasktrail_task_group"),
+            # Running tasks by worker, for the lost-worker check; partial, so it holds
+            # only the few tasks running now and costs the write path little.
+            models.Index(
+                fields=["worker"],
+                name="tasktrail_task_running",
+                condition=models.Q(rank__gte=states.RANK_STARTED, rank__lt=states.RANK_RETRY),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -100,3 +108,53 @@ class GroupResult(models.Model):
 
     def __str__(self) -> str:
         return self.group_id
+
+
+class Worker(models.Model):
+    """A worker's heartbeat: one row per worker hostname, refreshed while it runs."""
+
+    hostname = models.CharField(max_length=255, primary_key=True)
+    # The worker's main process; its pool processes are on the task rows.
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    # Written by the worker itself from its own LOST_AFTER, so workers with different
+    # settings are judged by their own.
+    silent_after = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True)
+    # Tasks in hand at the last heartbeat: running, and received but waiting.
+    active = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "tasktrail_worker"
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (pid {self.pid})"
+
+
+class Lease(models.Model):
+    """Who does a fleet-wide chore (the lost-worker check, the cleanup) until when."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "tasktrail_lease"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"
+
+
+class Revocation(models.Model):
+    """A revoke sent through tasktrail, kept so workers that were offline honour it too."""
+
+    task_id = models.CharField(max_length=255, primary_key=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "tasktrail_revocation"
+
+    def __str__(self) -> str:
+        return self.task_id

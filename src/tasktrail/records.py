@@ -22,6 +22,12 @@ class Progress:
             return None
         return max(0.0, min(100.0, 100.0 * self.current / self.total))
 
+    def __str__(self) -> str:
+        """For people: ``3/4 (75%) row 3``."""
+        done = f"{self.current:g}" + ("" if self.total is None else f"/{self.total:g}")
+        percent = "" if self.percent is None else f" ({self.percent:.0f}%)"
+        return f"{done}{percent} {self.message}".rstrip()
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskError:
@@ -79,3 +85,20 @@ class TaskRecord:
         """Retries Celery may still schedule; a ``RETRY`` has used the one it scheduled."""
         scheduled = 1 if self.state == states.RETRY else 0
         return states.attempts_left(self.attempt + scheduled, self.max_retries)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a task: where and when it ran, and how it ended.
+
+    ``state`` is the state the attempt ended in (``RETRY``, ``SUCCESS``, ``FAILURE``,
+    ``LOST``, ``REVOKED``), or the current state while it runs.
+    """
+
+    number: int
+    state: str
+    worker: str
+    worker_pid: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: TaskError | None

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -95,3 +97,89 @@ def wait_for(
             return last
         time.sleep(0.05)
     raise AssertionError(f"task {task_id} never matched; last record: {last}")
+
+
+# Timings of the workers fault tests start: LOST within LOST_AFTER plus a few seconds.
+FAULT_LOST_AFTER = 3.0
+FAULT_ENV = {"TT_LOST_AFTER": str(FAULT_LOST_AFTER), "TT_HEARTBEAT_INTERVAL": "0.5"}
+
+
+class WorkerProcess:
+    """A worker a test may kill: its own hostname and queue, and a process group of its own."""
+
+    def __init__(self, app: Any, hostname: str, queue: str, env: dict[str, str]) -> None:
+        from django.db import connection
+
+        self.app = app
+        self.hostname = hostname
+        self.queue = queue
+        (ARTIFACTS / "workers").mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / "workers" / f"{self.hostname}.log"
+        self._log = self.log_path.open("wb")
+        full_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "TT_DB_NAME": str(connection.settings_dict["NAME"]),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
+             "--concurrency=1", "--loglevel=INFO", f"--hostname={self.hostname}",
+             f"--queues={queue}", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_until_ready(self, timeout: float = 60) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker {self.hostname} exited; see {self.log_path}")
+            if self.app.control.ping(destination=[self.hostname], timeout=0.5):
+                return self
+        pytest.fail(f"worker {self.hostname} did not answer a ping within {timeout} s")
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool processes at once: nothing can report."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers for one test (fault timings unless ``env`` says otherwise); all stop after."""
+    from tests.testapp.celeryapp import app
+
+    started: list[WorkerProcess] = []
+
+    def start(
+        name: str,
+        queue: str,
+        env: dict[str, str] | None = None,
+        hostname: str = "",
+        control: Any = app,
+    ) -> WorkerProcess:
+        """``control`` is the app that reaches the worker's broker, to ping it."""
+        hostname = hostname or f"{name}-{uuid.uuid4().hex[:8]}@tests"
+        process = WorkerProcess(control, hostname, queue, {**FAULT_ENV, **(env or {})})
+        started.append(process)
+        return process.wait_until_ready()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def unique_queue(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"

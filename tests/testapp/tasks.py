@@ -1,6 +1,8 @@
 """Tasks the integration tests run in a real worker: one per behaviour under test."""
 
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from celery import shared_task
@@ -63,3 +65,111 @@ def returns_set() -> Any:
 @shared_task
 def returns_huge(size: int) -> str:
     return "x" * size
+
+
+# Fault tests (tests/integration/test_lost.py, test_faults.py).
+
+
+@shared_task
+def touch_after(path: str, seconds: float = 0) -> str:
+    """Leaves a file behind when it really ran to its end: proof independent of the store."""
+    time.sleep(seconds)
+    Path(path).write_text("ran")
+    return path
+
+
+@shared_task(acks_late=True)
+def sleepy_acks_late(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+@shared_task(retry_on_worker_lost=True, default_retry_delay=0)
+def sleepy_retry_on_lost(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+@shared_task(bind=True, tasktrail_retry={"max_attempts": 3, "backoff": 0.5, "retry_on": [OSError]})
+def unreliable(self: Any, fail_times: int) -> str:
+    if self.request.retries < fail_times:
+        raise OSError(f"disk {self.request.retries + 1} unavailable")
+    return f"ok on attempt {self.request.retries + 1}"
+
+
+@shared_task(time_limit=1)
+def over_hard_limit() -> None:
+    time.sleep(10)
+
+
+@shared_task(soft_time_limit=0.5)
+def over_soft_limit() -> None:
+    time.sleep(10)
+
+
+class HoldsAHandle(Exception):
+    """An exception whose argument is no JSON value (a lock)."""
+
+
+class UnreadableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot describe itself")
+
+
+@shared_task
+def raises_unserialisable() -> None:
+    raise HoldsAHandle(threading.Lock())
+
+
+@shared_task
+def raises_unreadable() -> None:
+    raise UnreadableError()
+
+
+# Live status (tests/web, tests/integration/test_live.py).
+
+
+@shared_task(tasktrail_show_result=False)
+def keeps_result_private() -> dict[str, str]:
+    return {"secret": "only staff see this"}
+
+
+@shared_task
+def progress_flood(calls: int) -> float:
+    """Reports progress ``calls`` times as fast as it can; returns the calls per second."""
+    began = time.perf_counter()
+    for done in range(1, calls + 1):
+        tasktrail.progress(done, calls)
+    return calls / (time.perf_counter() - began)
+
+
+@shared_task
+def progress_from_threads() -> str:
+    """Threads it starts report progress: one plainly, one through a captured reporter."""
+    errors: list[BaseException] = []
+
+    def run(report: Any, current: int, message: str) -> None:
+        try:
+            report(current, 2, message)
+        except BaseException as exc:
+            errors.append(exc)
+
+    for report, current, message in (
+        (tasktrail.progress, 1, "plain"),
+        (tasktrail.reporter(), 2, "captured"),
+    ):
+        thread = threading.Thread(target=run, args=(report, current, message))
+        thread.start()
+        thread.join()
+    if errors:
+        raise errors[0]
+    return "reported"
+
+
+@shared_task
+def reports(calls: int, current: Any = None, **meta: Any) -> int:
+    """Reports ``calls`` times in a tight loop (or ``current``, once), with ``meta``."""
+    for done in range(1, calls + 1):
+        value = done if current is None else current
+        tasktrail.progress(value, calls, f"{done} of {calls}", **meta)
+    return calls

@@ -126,7 +126,7 @@ def test_expired_rows_are_deleted_in_batches_with_their_history() -> None:
     record("fresh", "SUCCESS", expires_at=timezone.now() + timedelta(days=1))
     record("running", "STARTED")
     store.flush()
-    assert store.delete_expired(timezone.now(), batch=10) == 25
+    assert store.delete_expired(timezone.now(), batch=10).tasks == 25
     assert set(Task.objects.values_list("task_id", flat=True)) == {"fresh", "running"}
     assert not Transition.objects.filter(task_id__startswith="old").exists()
 

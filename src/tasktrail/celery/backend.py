@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 
-from .. import states, store
+from .. import conf, states, store
 from . import recorder
 
 
@@ -29,6 +29,9 @@ class TaskTrailBackend(BaseBackend):
     READY_STATES = celery_states.READY_STATES | {states.LOST}
     EXCEPTION_STATES = celery_states.EXCEPTION_STATES | {states.LOST}
     supports_failure_expires = True
+    # Workers delete expired records themselves (see tasktrail.celery.upkeep), so
+    # celery beat need not schedule its backend_cleanup task.
+    supports_autoexpire = True
     # AsyncResult.get() polls; a short interval keeps .get() latency low and each
     # poll is a primary-key read.
     subpolling_interval = 0.05
@@ -61,7 +64,7 @@ class TaskTrailBackend(BaseBackend):
             encoded,
             traceback,
             request,
-            recorder.expires_after(state, self.app),
+            recorder.expires_after(state, self.app, getattr(request, "task", None)),
             children=self.current_task_children(request),
         )
         return encoded
@@ -71,6 +74,11 @@ class TaskTrailBackend(BaseBackend):
         if meta is None:
             # Celery's answer for an unknown id; tasktrail.get() raises TaskNotFound.
             return {"status": celery_states.PENDING, "result": None}
+        if meta["status"] == states.LOST:
+            # Celery's waiting code (get(), join(), chords) knows only its own states,
+            # so a LOST task is what a lost pool process is to Celery: a FAILURE, whose
+            # result is the WorkerLostError. tasktrail.get() says LOST.
+            meta["status"] = celery_states.FAILURE
         return self.meta_from_decoded(meta)
 
     def _forget(self, task_id: str) -> None:
@@ -78,7 +86,7 @@ class TaskTrailBackend(BaseBackend):
 
     def _save_group(self, group_id: str, result: Any) -> Any:
         now = timezone.now()
-        expires = recorder.expires_after(states.SUCCESS, self.app)
+        expires = recorder.expires_after(states.SUCCESS, self.app, None)
         store.save_group(
             group_id, result.as_tuple(), now, None if expires is None else now + expires
         )
@@ -94,7 +102,7 @@ class TaskTrailBackend(BaseBackend):
         store.delete_group(group_id)
 
     def cleanup(self) -> None:
-        store.delete_expired(timezone.now())
+        store.delete_expired(timezone.now(), conf.get().CLEANUP_BATCH)
 
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         return isinstance(exc, InterfaceError | DatabaseError)

@@ -5,6 +5,9 @@ records ``PENDING``. Worker-side: ``task_received`` (main process) records
 ``RECEIVED``, ``task_prerun`` records ``STARTED`` (no ``task_track_started``
 needed). Outcomes arrive through the result backend when tasktrail is the backend;
 otherwise (or for ``ignore_result`` tasks) through the outcome signals below.
+``task_rejected`` (and undecodable bodies, see ``_worker_ready``) turn a message the
+worker refused into ``FAILURE``. ``worker_init``
+applies retry policies and starts the worker's upkeep thread; ``worker_shutdown`` stops it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from celery import current_app, current_task, signals
 from celery import states as celery_states
 
 from .. import conf, owner, store
-from . import recorder
+from . import recorder, retry, upkeep
 
 
 def _recorded_by_backend(task: Any) -> bool:
@@ -45,7 +48,9 @@ def _published(
     if headers is None:
         return
     task = current_app.tasks.get(sender) if isinstance(sender, str) else None
-    recorder.published(headers, body, routing_key, getattr(task, "max_retries", None))
+    recorder.published(
+        headers, body, routing_key, None if task is None else retry.max_retries(task)
+    )
 
 
 def _received(request: Any = None, **_: Any) -> None:
@@ -76,7 +81,7 @@ def _outcome(task: Any, task_id: str, state: str, value: Any, request: Any, tb: 
         backend.encode_result(value, state) if not task.request.ignore_result else None,
         tb,
         request,
-        recorder.expires_after(state, task.app),
+        recorder.expires_after(state, task.app, task.name),
     )
 
 
@@ -101,6 +106,43 @@ def _revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
         _outcome(sender, request.id, celery_states.REVOKED, TaskRevokedError("revoked"), request)
 
 
+def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any) -> None:
+    if sender is not None:
+        recorder.rejected(sender.app, message, exc, sender.hostname)
+
+
+def _worker_init(sender: Any = None, **_: Any) -> None:
+    # The main process, before the pool forks: what is set up here the pool inherits.
+    if sender is not None:
+        retry.apply(sender.app)
+        upkeep.start(sender.app, sender.hostname)
+
+
+def _worker_ready(sender: Any = None, **_: Any) -> None:
+    """Also record a FAILURE for a message whose body the worker cannot decode.
+
+    Celery logs and drops such a message without a signal; its consumer's
+    ``on_decode_error`` is looked up at each call, so wrapping it here catches them.
+    """
+    consumer = sender
+    if consumer is None or getattr(consumer, "_tasktrail_decode_errors", False):
+        return
+    drop = consumer.on_decode_error
+
+    def on_decode_error(message: Any, exc: Exception) -> None:
+        try:
+            recorder.rejected(consumer.app, message, exc, consumer.hostname)
+        finally:
+            drop(message, exc)
+
+    consumer.on_decode_error = on_decode_error
+    consumer._tasktrail_decode_errors = True
+
+
+def _worker_shutdown(**_: Any) -> None:
+    upkeep.stop()
+
+
 def _flush(**_: Any) -> None:
     store.close()
 
@@ -116,7 +158,12 @@ def connect() -> None:
         (signals.task_success, _success),
         (signals.task_failure, _failure),
         (signals.task_revoked, _revoked),
+        (signals.task_rejected, _rejected),
+        (signals.worker_init, _worker_init),
+        (signals.worker_ready, _worker_ready),
         (signals.worker_process_shutdown, _flush),
+        # Upkeep first: its last words (stopped, leases released) are then written.
+        (signals.worker_shutdown, _worker_shutdown),
         (signals.worker_shutdown, _flush),
     ):
         signal.connect(handler, weak=False, dispatch_uid=f"tasktrail.{handler.__name__}")

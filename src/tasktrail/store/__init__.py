@@ -7,17 +7,21 @@ land as one guarded upsert per flush; reads return frozen records.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+import json
+import logging
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .. import conf, jsoncodec
 from ..exceptions import TaskNotFound
 from ..records import Progress, TaskError, TaskRecord, Transition
 from . import sql
 from .buffer import HistoryEntry, WriteBuffer
+from .expiry import delete_expired
 from .schema import COLUMNS, DATETIMES, Row, event
 
 __all__ = [
@@ -28,10 +32,15 @@ __all__ = [
     "flush",
     "forget",
     "get",
+    "get_many",
     "history",
+    "on_write",
     "record",
     "sync",
+    "versions",
 ]
+
+logger = logging.getLogger("tasktrail.store")
 
 # SQLite allows 32766 parameters per statement; 500 rows stay well below.
 _CHUNK = 500
@@ -48,44 +57,126 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _write(rows: list[Row], history: list[HistoryEntry]) -> None:
     connection = connections[_alias()]
-    adapt = connection.ops.adapt_datetimefield_value
-    stored: dict[str, tuple[str, int]] = {}
     try:
-        with transaction.atomic(using=_alias()), connection.cursor() as cursor:
-            for chunk in _chunks(rows, _CHUNK):
-                params = [
-                    adapt(row[c]) if c in DATETIMES else row[c] for row in chunk for c in COLUMNS
-                ]
-                cursor.execute(sql.upsert(len(chunk)), params)
-                stored.update((tid, (state, attempt)) for tid, state, attempt in cursor.fetchall())
-            final = {row["task_id"]: (row["state"], row["attempt"]) for row in rows}
-            kept = [h for h in history if stored.get(h[0]) == final[h[0]]]
-            for part in _chunks(kept, _CHUNK):
-                cursor.execute(
-                    sql.insert_history(len(part)),
-                    [
-                        v
-                        for tid, state, attempt, at, worker, detail in part
-                        for v in (
-                            tid,
-                            state,
-                            attempt,
-                            adapt(at),
-                            worker,
-                            None if detail is None else jsoncodec.dumps(detail),
-                        )
-                    ],
-                )
+        if connection.vendor == "postgresql":
+            _write_postgresql(connection, rows, history)
+        else:
+            _write_generic(connection, rows, history)
     except Exception:
         # A broken connection must not be reused by the next attempt.
         connection.close()
         raise
 
 
+def _accepted_history(
+    rows: list[Row], history: list[HistoryEntry], stored: dict[str, tuple[str, int]]
+) -> list[HistoryEntry]:
+    """History of the tasks whose stored state is the one this flush folded to."""
+    final = {row["task_id"]: (row["state"], row["attempt"]) for row in rows}
+    return [h for h in history if stored.get(h[0]) == final[h[0]]]
+
+
+def _history_values(entry: HistoryEntry) -> tuple[Any, ...]:
+    task_id, state, attempt, at, worker, detail = entry
+    return (
+        task_id,
+        state,
+        attempt,
+        at,
+        worker,
+        None if detail is None else jsoncodec.dumps(detail),
+    )
+
+
+def _write_generic(
+    connection: BaseDatabaseWrapper, rows: list[Row], history: list[HistoryEntry]
+) -> None:
+    adapt = connection.ops.adapt_datetimefield_value
+    stored: dict[str, tuple[str, int]] = {}
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        for chunk in _chunks(rows, _CHUNK):
+            params = [adapt(row[c]) if c in DATETIMES else row[c] for row in chunk for c in COLUMNS]
+            cursor.execute(sql.upsert(len(chunk)), params)
+            stored.update((tid, (state, attempt)) for tid, state, attempt in cursor.fetchall())
+        for part in _chunks(_accepted_history(rows, history, stored), _CHUNK):
+            values = [_history_values(h) for h in part]
+            params = [adapt(v) if i == 3 else v for entry in values for i, v in enumerate(entry)]
+            cursor.execute(sql.insert_history(len(part)), params)
+
+
+def _json_default(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _write_postgresql(
+    connection: BaseDatabaseWrapper, rows: list[Row], history: list[HistoryEntry]
+) -> None:
+    import psycopg
+
+    final = {row["task_id"]: (row["state"], row["attempt"]) for row in rows}
+    entries = [
+        dict(zip(_HISTORY_KEYS, (*_history_values(h), *final[h[0]]), strict=True)) for h in history
+    ]
+    params = (
+        json.dumps(rows, default=_json_default, separators=(",", ":")),
+        json.dumps(entries, default=_json_default, separators=(",", ":")),
+    )
+    with connection.wrap_database_errors:
+        connection.ensure_connection()
+        # A server-side-binding cursor, whatever Django's setting: the statement
+        # is prepared once per connection and reused by every flush.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_postgresql_statement(connection), params, prepare=True)
+
+
+_HISTORY_KEYS = (*sql.HISTORY_COLUMNS, "final_state", "final_attempt")
+
+
+@functools.cache
+def _column_types(alias: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from ..models import Task, Transition
+
+    connection = connections[alias]
+
+    def types(model: Any, columns: Sequence[str]) -> tuple[str, ...]:
+        fields = {f.column: f for f in model._meta.concrete_fields}
+        return tuple(str(fields[c].db_type(connection)) for c in columns)
+
+    return types(Task, COLUMNS), types(Transition, sql.HISTORY_COLUMNS)
+
+
+def _postgresql_statement(connection: BaseDatabaseWrapper) -> str:
+    return sql.write_postgresql(*_column_types(connection.alias))
+
+
+WriteListener = Callable[[list[Row]], None]
+_listeners: list[WriteListener] = []
+
+
+def on_write(listener: WriteListener) -> None:
+    """Call ``listener(rows)`` after each successful flush, with the rows it wrote.
+
+    It runs in the flushing thread, with that thread's database connection: it must be
+    quick and must not read the store. Its errors are logged, never raised into the
+    write path (the rows are written). Idempotent.
+    """
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _write_and_tell(rows: list[Row], history: list[HistoryEntry]) -> None:
+    _write(rows, history)
+    for listener in _listeners:
+        try:
+            listener(rows)
+        except Exception:
+            logger.exception("tasktrail: write listener %r failed", listener)
+
+
 @functools.cache
 def _buffer() -> WriteBuffer:
     settings = conf.get()
-    return WriteBuffer(_write, settings.flush_seconds, settings.MAX_BUFFERED)
+    return WriteBuffer(_write_and_tell, settings.flush_seconds, settings.MAX_BUFFERED)
 
 
 def record(row: Row, detail: dict[str, Any] | None = None) -> None:
@@ -128,6 +219,32 @@ def get(task_id: str) -> TaskRecord:
     if row is None:
         raise TaskNotFound(task_id)
     return _record(row)
+
+
+def get_many(task_ids: Collection[str]) -> dict[str, TaskRecord]:
+    """The records of those of ``task_ids`` that are recorded, by id."""
+    from ..models import Task
+
+    ids = list(task_ids)
+    for task_id in ids:
+        _settle(task_id)
+    tasks = Task.objects.using(_alias())
+    return {
+        row.task_id: _record(row)
+        for chunk in _chunks(ids, _CHUNK)
+        for row in tasks.filter(task_id__in=chunk)
+    }
+
+
+def versions(task_ids: Collection[str]) -> dict[str, datetime]:
+    """``updated_at`` of those of ``task_ids`` that are recorded: a cheap change check."""
+    from ..models import Task
+
+    tasks = Task.objects.using(_alias())
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(list(task_ids), _CHUNK):
+        found.update(tasks.filter(task_id__in=chunk).values_list("task_id", "updated_at"))
+    return found
 
 
 def _record(row: Any) -> TaskRecord:
@@ -239,20 +356,3 @@ def delete_group(group_id: str) -> None:
     from ..models import GroupResult
 
     GroupResult.objects.using(_alias()).filter(group_id=group_id).delete()
-
-
-def delete_expired(now: datetime, batch: int = 1000) -> int:
-    """Delete finished tasks (and saved groups) past their expiry, in small batches."""
-    from ..models import GroupResult, Task, Transition
-
-    deleted = 0
-    tasks = Task.objects.using(_alias())
-    while True:
-        ids = list(tasks.filter(expires_at__lt=now).values_list("task_id", flat=True)[:batch])
-        if not ids:
-            break
-        with transaction.atomic(using=_alias()):
-            Transition.objects.using(_alias()).filter(task_id__in=ids).delete()
-            deleted += tasks.filter(task_id__in=ids).delete()[0]
-    GroupResult.objects.using(_alias()).filter(expires_at__lt=now).delete()
-    return deleted

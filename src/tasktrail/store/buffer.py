@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from ..threads import start_daemon
 from .schema import Row, fold
 
 logger = logging.getLogger("tasktrail.store")
@@ -50,6 +51,7 @@ class WriteBuffer:
         self._added = 0
         self._written = 0
         self._rows: dict[str, Row] = {}
+        self._inflight: dict[str, Row] = {}
         self._history: list[HistoryEntry] = []
         # Last (state, attempt) recorded per task, so repeats add no history.
         self._recent: OrderedDict[str, tuple[str, int]] = OrderedDict()
@@ -88,7 +90,7 @@ class WriteBuffer:
         )
 
     def pending(self, task_id: str) -> bool:
-        return task_id in self._rows
+        return task_id in self._rows or task_id in self._inflight
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until everything added so far is written; ``False`` on timeout.
@@ -111,13 +113,17 @@ class WriteBuffer:
             with self._lock:
                 rows, history = self._rows, self._history
                 self._rows, self._history = {}, []
+                # Still pending for readers until committed.
+                self._inflight = rows
                 upto = self._added
-            if rows:
-                try:
+            try:
+                if rows:
                     self._writer(list(rows.values()), history)
-                except BaseException:
-                    self._put_back(rows.values(), history)
-                    raise
+            except BaseException:
+                self._put_back(rows.values(), history)
+                raise
+            finally:
+                self._inflight = {}
             with self._flushed:
                 self._written = upto
                 self._flushed.notify_all()
@@ -131,8 +137,7 @@ class WriteBuffer:
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._run, name="tasktrail-flush", daemon=True)
-            self._thread.start()
+            self._thread = start_daemon(self._run, "tasktrail-flush")
 
     def _run(self) -> None:
         backoff = self._interval

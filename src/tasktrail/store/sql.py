@@ -7,6 +7,7 @@ Works on PostgreSQL and SQLite (≥ 3.35, for RETURNING) alike; both evaluate ev
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 from .. import states
 from .schema import COLUMNS, CORE, KEEP, META, RESET, TEXT
@@ -50,15 +51,57 @@ def _assignment(column: str) -> str:
     return f"CASE WHEN {condition} THEN excluded.{column} ELSE t.{column} END"
 
 
+_UPDATES = ", ".join(f"{c} = {_assignment(c)}" for c in (*CORE, *META, *KEEP, *RESET))
+_CONFLICT = f"ON CONFLICT (task_id) DO UPDATE SET {_UPDATES} RETURNING task_id, state, attempt"
+
+
 @functools.cache
 def upsert(rows: int) -> str:
     placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    updates = ", ".join(f"{c} = {_assignment(c)}" for c in (*CORE, *META, *KEEP, *RESET))
     return (
         f"INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "
-        f"VALUES {', '.join([placeholders] * rows)} "
-        f"ON CONFLICT (task_id) DO UPDATE SET {updates} "
-        "RETURNING task_id, state, attempt"
+        f"VALUES {', '.join([placeholders] * rows)} {_CONFLICT}"
+    )
+
+
+def _recordset(alias: str, columns: Sequence[str], types: Sequence[str]) -> tuple[str, str]:
+    """Column definitions for ``json_to_recordset`` and the select list reading them.
+
+    JSON columns travel as already-encoded text and are cast on the way in.
+    """
+    definitions = ", ".join(
+        f"{c} text" if t == "jsonb" else f"{c} {t}" for c, t in zip(columns, types, strict=True)
+    )
+    select = ", ".join(
+        f"{alias}.{c}::jsonb" if t == "jsonb" else f"{alias}.{c}"
+        for c, t in zip(columns, types, strict=True)
+    )
+    return definitions, select
+
+
+@functools.cache
+def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]) -> str:
+    """One statement for a whole flush on PostgreSQL: upsert the tasks, then append
+    the history of those whose stored state is the one this flush folded to.
+
+    The rows travel as two JSON documents, so the statement has one shape whatever
+    the batch size, is prepared once per connection, and the driver adapts two
+    strings instead of a value per cell.
+    """
+    task_defs, task_select = _recordset("r", COLUMNS, task_types)
+    history_columns = (*HISTORY_COLUMNS, "final_state", "final_attempt")
+    history_defs, _ = _recordset("h", history_columns, (*history_types, "varchar", "integer"))
+    _, history_select = _recordset("h", HISTORY_COLUMNS, history_types)
+    return (
+        f"WITH up AS (INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "
+        f"SELECT {task_select} FROM json_to_recordset(%s::json) AS r({task_defs}) "
+        f"{_CONFLICT}) "
+        f"INSERT INTO {HISTORY_TABLE} ({', '.join(HISTORY_COLUMNS)}) "
+        f"SELECT {history_select} "
+        f"FROM ROWS FROM (json_to_recordset(%s::json) AS ({history_defs})) "
+        f"WITH ORDINALITY AS h({', '.join(history_columns)}, n) "
+        "JOIN up ON up.task_id = h.task_id AND up.state = h.final_state "
+        "AND up.attempt = h.final_attempt ORDER BY h.n"
     )
 
 

@@ -1,0 +1,224 @@
+"""``python -m bench``: run the scenarios side by side and report the ratios."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import procstat, report, worker
+from bench.scenarios import SCENARIOS
+
+QUICK_TASKS = 300
+QUICK_WARMUP = 50
+# Other work on the machine skews every ratio; below this share of all cores the
+# machine counts as idle (a Celery worker at rest stays well under it).
+_IDLE = 0.10
+# A run during which other processes took more than this share of the CPU is noisy.
+NOISY = 0.10
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Celery no-op throughput with each result store, side by side.",
+    )
+    parser.add_argument("--tasks", type=int, default=5000, help="tasks per measurement")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed tasks first")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (median)")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_TASKS} tasks")
+    parser.add_argument("--only", default="", help=f"comma-separated, of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the completion counter"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tasktrail-bench"
+    )
+    parser.add_argument("--pg-db", default="tasktrail_bench", help="dropped and recreated")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        help="before each run, wait up to this many seconds for the machine to be idle",
+    )
+    parser.add_argument(
+        "--retry-noisy",
+        type=int,
+        default=2,
+        help=f"run again (up to this many times) when others took > {NOISY:.0%} of the CPU",
+    )
+    parser.add_argument(
+        "--src",
+        type=Path,
+        help="import tasktrail from this directory (e.g. a snapshot of a commit's src/) "
+        "instead of the installed one, so edits made during a run do not leak into it",
+    )
+    parser.add_argument(
+        "--tasktrail-settings", default="{}", help="JSON merged into TASKTRAIL (experiments)"
+    )
+    parser.add_argument(
+        "--trace-flushes", action="store_true", help="time each tasktrail flush (profiling)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.tasks, args.warmup = QUICK_TASKS, QUICK_WARMUP
+    args.scenarios = _selected(parser, args.only)
+    return args
+
+
+def _selected(parser: argparse.ArgumentParser, only: str) -> list[str]:
+    names = [n.strip() for n in only.split(",") if n.strip()] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    return names
+
+
+def _env(args: argparse.Namespace, scenario: str, trace_dir: Path | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "BENCH_SCENARIO": scenario,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "BENCH_BROKER": args.broker,
+        "BENCH_REDIS": args.redis,
+        "BENCH_PG_NAME": args.pg_db,
+        "BENCH_SQLITE_PATH": str(args.workdir / "tasktrail-bench.sqlite3"),
+        "BENCH_TASKTRAIL": args.tasktrail_settings,
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (args.src, worker.ROOT) if p),
+    }
+    env.pop("BENCH_TRACE_DIR", None)
+    if trace_dir is not None:
+        env["BENCH_TRACE_DIR"] = str(trace_dir)
+    return env
+
+
+def run_one(args: argparse.Namespace, scenario: str, index: int) -> dict[str, Any]:
+    """Run one scenario in a child process (its own Django settings); its result."""
+    out = args.workdir / f"result-{index}-{scenario}.json"
+    out.unlink(missing_ok=True)
+    trace_dir = args.workdir / f"trace-{index}-{scenario}" if args.trace_flushes else None
+    command = [sys.executable, "-m", "bench.run", scenario, "--tasks", str(args.tasks)]
+    command += ["--warmup", str(args.warmup), "--workdir", str(args.workdir), "--out", str(out)]
+    proc = subprocess.Popen(command, env=_env(args, scenario, trace_dir), cwd=worker.ROOT)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        # The child got the same Ctrl-C and is stopping its worker: let it finish.
+        _wait_or_kill(proc)
+        raise
+    if code != 0 or not out.exists():
+        return {"scenario": scenario, "error": f"exit code {code}"}
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def _wait_idle(limit: float) -> float:
+    """Wait (up to ``limit`` s) until the machine is idle; the busy share last seen."""
+    start = time.monotonic()
+    while (busy := procstat.busy_share()) > _IDLE and time.monotonic() < start + limit:
+        # One line every ten seconds is enough to show why nothing happens.
+        if int(time.monotonic() - start) % 10 == 0:
+            print(f"  machine {busy:.0%} busy; waiting to settle", file=sys.stderr, flush=True)
+    return busy
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the child still stops its worker
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+        proc.kill()
+        proc.wait()
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "tasks": args.tasks,
+        "warmup": args.warmup,
+        "repeat": args.repeat,
+        "broker": args.broker,
+        "scenarios": args.scenarios,
+        "worker": " ".join(worker.command("bench-<scenario>")[1:]),
+        "tasktrail_settings": json.loads(args.tasktrail_settings),
+        "tasktrail_source": _source(args.src),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _noise(result: dict[str, Any]) -> float:
+    """Share of the machine's CPU that other processes took during the timed phase."""
+    cpu = result.get("cpu_ms_per_task") or {}
+    return cpu.get("other", 0.0) / cpu["machine"] if cpu.get("machine") else 0.0
+
+
+def measure(args: argparse.Namespace, name: str, index: int) -> list[dict[str, Any]]:
+    """One run of a scenario, run again while others' load spoiled it; every attempt."""
+    attempts: list[dict[str, Any]] = []
+    for _ in range(1 + args.retry_noisy):
+        busy = _wait_idle(args.wait_idle)
+        result = run_one(args, name, index)
+        result["busy_before"] = round(busy, 3)
+        result["noise"] = round(_noise(result), 3)
+        attempts.append(result)
+        if "error" in result or result["noise"] <= NOISY:
+            break
+        print(f"  noisy ({result['noise']:.0%} of the CPU was others'); again", file=sys.stderr)
+    return attempts
+
+
+def _source(src: Path | None) -> str:
+    """Which tasktrail was measured: a directory given, or the installed tree's commit."""
+    if src is not None:
+        return str(src.resolve())
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=worker.ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "installed"
+    return f"installed, git {described.stdout.strip()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    config = _config(args)
+    plan = [name for _ in range(args.repeat) for name in args.scenarios]
+    runs: list[dict[str, Any]] = []
+    discarded: list[dict[str, Any]] = []
+    try:
+        # Repeats interleave the scenarios, so a slow minute on the machine is shared.
+        for index, name in enumerate(plan, start=1):
+            print(f"[{index}/{len(plan)}] {name}", file=sys.stderr, flush=True)
+            *spoiled, kept = measure(args, name, index)
+            runs.append(kept)
+            discarded += spoiled
+    except KeyboardInterrupt:
+        print("interrupted; reporting the runs that finished", file=sys.stderr)
+    if not runs:
+        return 130
+    summary = report.summarise(runs)
+    print(report.render(summary, config))
+    if args.json:
+        payload = {"config": config, "summary": summary, "runs": runs}
+        payload["discarded_noisy_runs"] = discarded
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 1 if any("error" in r for r in runs) else 0

@@ -1,0 +1,116 @@
+"""``manage.py demo``: the example site with a Celery worker, or ``--check`` it end to end."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from kombu.utils.url import maybe_sanitize_url
+
+from demo import check, processes
+from exampleproject.celery import app
+
+# The check's own queue: tasks waiting in the demo's queue cannot delay it. Not
+# purged, so checks running at once do not eat each other's tasks.
+CHECK_QUEUE = "demo-check"
+WORKER_GRACE = 10.0
+WEB_GRACE = 5.0
+LOG_TAIL_LINES = 40
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM stops the demo exactly like Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def _setup() -> str:
+    """Describe where tasks go and are recorded."""
+    name = connection.settings_dict["NAME"]
+    broker = maybe_sanitize_url(app.conf.broker_url)
+    return f"database {connection.vendor} {name}, broker {broker}"
+
+
+def _tail(path: Path) -> str:
+    lines = path.read_text(errors="replace").splitlines()
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the tasktrail demo: a Celery worker and the web page at http://127.0.0.1:8000/. "
+        "With --check, run every scenario once without the web server and verify the outcomes."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000, help="web server port (8000)")
+        parser.add_argument(
+            "--check", action="store_true", help="run each scenario, verify, exit 0 if all ok"
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=60.0, help="--check: seconds to wait for outcomes"
+        )
+
+    def handle(self, *args: Any, port: int, check: bool, timeout: float, **options: Any) -> None:
+        call_command("migrate", verbosity=0, interactive=False)
+        signal.signal(signal.SIGTERM, _interrupt)
+        if check:
+            self._check(timeout)
+        else:
+            self._serve(port)
+
+    def _serve(self, port: int) -> None:
+        if not processes.port_is_free(port):
+            raise CommandError(f"port {port} is in use; choose another with --port")
+        worker = processes.start_worker("demo@%h")
+        web = processes.start_web(port)
+        try:
+            if not processes.wait_listening(web, port):
+                raise CommandError(f"the web server did not start on port {port}")
+            self.stdout.write(
+                self.style.SUCCESS(f"\n  tasktrail demo: http://{processes.HOST}:{port}/")
+            )
+            self.stdout.write(f"  {_setup()}\n  Ctrl-C to stop.\n")
+            while worker.poll() is None and web.poll() is None:
+                time.sleep(0.5)
+            stopped = "worker" if worker.poll() is not None else "web server"
+            raise CommandError(f"the {stopped} stopped unexpectedly")
+        except KeyboardInterrupt:
+            self.stdout.write(f"\nStopping (waiting up to {WORKER_GRACE:g} s for running tasks)...")
+        finally:
+            self._stop((web, WEB_GRACE), (worker, WORKER_GRACE))
+
+    def _check(self, timeout: float) -> None:
+        log_path = processes.EXAMPLE_DIR / "var" / "demo-check-worker.log"
+        self.stdout.write(f"tasktrail demo check: {_setup()}; worker log {log_path}")
+        began = time.monotonic()
+        with log_path.open("wb") as log:
+            worker = processes.start_worker("demo-check@%h", CHECK_QUEUE, log)
+            try:
+                problems = check.run(self.stdout.write, CHECK_QUEUE, timeout, worker)
+            except KeyboardInterrupt:
+                problems = ["interrupted"]
+            finally:
+                self._stop((worker, WORKER_GRACE))
+        elapsed = time.monotonic() - began
+        if problems:
+            self.stderr.write(f"Last lines of the worker log:\n{_tail(log_path)}")
+            raise CommandError(f"demo check failed after {elapsed:.1f} s: " + "; ".join(problems))
+        summary = f"ok: every scenario ended as expected ({elapsed:.1f} s)"
+        self.stdout.write(self.style.SUCCESS(summary))
+
+    def _stop(self, *children: tuple[processes.Process, float]) -> None:
+        # Bounded, and not cut short by another Ctrl-C: no child is left behind.
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+        try:
+            for child, grace in children:
+                processes.stop(child, grace)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -1,0 +1,167 @@
+"""The Django admin for tasktrail: read-only views, actions through :mod:`tasktrail.services`.
+
+Rows are written only by the store, so nobody adds, changes or deletes them here.
+Everything a task carries (arguments, results, tracebacks) came from user code and is
+rendered escaped, inside ``<pre>``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from kombu.exceptions import OperationalError as BrokerError
+
+from . import api, services, states
+from .exceptions import TaskNotFound
+from .jsoncodec import CeleryJSONEncoder
+from .models import Task, Worker
+from .records import Progress
+from .store import queries
+
+#: Revoking needs this permission: changing what happens to a task.
+REVOKE_PERMISSION = "tasktrail.change_task"
+
+
+def _pre(text: str) -> SafeString:
+    return format_html("<pre>{}</pre>", text) if text else SafeString("-")
+
+
+def _json(value: Any) -> SafeString:
+    if value is None:
+        return _pre("")
+    return _pre(json.dumps(value, cls=CeleryJSONEncoder, indent=2, ensure_ascii=False))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Viewing only: the store owns the rows."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The built-in states as choices: no ``SELECT DISTINCT`` over a large table."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s, s) for s in sorted(states.BUILTIN_STATES | {states.PROGRESS})]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ("task_id", "name", "state", "queue", "progress", "worker", "updated_at")
+    list_filter = (StateFilter, "updated_at")
+    # Exact id and name prefix: both can use an index, unlike a substring search.
+    search_fields = ("=task_id", "^name")
+    ordering = ("-updated_at",)
+    show_full_result_count = False
+    actions = ("revoke", "revoke_and_terminate")
+    fields = (
+        ("task_id", "name", "queue"),
+        ("state", "attempt", "max_retries"),
+        "progress",
+        ("owner", "worker", "worker_pid"),
+        ("parent_id", "root_id", "group_id"),
+        ("sent_at", "received_at", "started_at"),
+        ("finished_at", "updated_at", "next_retry_at", "expires_at"),
+        "arguments",
+        "keyword_arguments",
+        "outcome",
+        "error",
+        "traceback_text",
+        "history",
+    )
+    readonly_fields = (
+        "progress",
+        "arguments",
+        "keyword_arguments",
+        "outcome",
+        "error",
+        "traceback_text",
+        "history",
+    )
+
+    @admin.display(description="progress")
+    def progress(self, task: Task) -> str:
+        if task.progress_current is None:
+            return "-"
+        return str(Progress(task.progress_current, task.progress_total, task.progress_message, {}))
+
+    @admin.display(description="args")
+    def arguments(self, task: Task) -> SafeString:
+        return _json(task.args)
+
+    @admin.display(description="kwargs")
+    def keyword_arguments(self, task: Task) -> SafeString:
+        return _json(task.kwargs)
+
+    @admin.display(description="result")
+    def outcome(self, task: Task) -> SafeString:
+        return _json(task.result)
+
+    @admin.display(description="error")
+    def error(self, task: Task) -> SafeString:
+        return _pre(f"{task.error_type}: {task.error_message}" if task.error_type else "")
+
+    @admin.display(description="traceback")
+    def traceback_text(self, task: Task) -> SafeString:
+        return _pre(task.traceback)
+
+    @admin.display(description="history")
+    def history(self, task: Task) -> SafeString:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((t.at, t.state, t.attempt, t.worker) for t in api.history(task.task_id)),
+        )
+        head = "<tr><th>at</th><th>state</th><th>attempt</th><th>worker</th></tr>"
+        return format_html("<table>{}{}</table>", SafeString(head), rows)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REVOKE_PERMISSION)
+
+    @admin.action(description="Revoke selected tasks", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._revoke(request, queryset, terminate=False)
+
+    @admin.action(description="Revoke and terminate selected tasks", permissions=["revoke"])
+    def revoke_and_terminate(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._revoke(request, queryset, terminate=True)
+
+    def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool) -> None:
+        for task_id in queryset.values_list("task_id", flat=True):
+            try:
+                done = services.revoke(task_id, terminate=terminate)
+            except (TaskNotFound, BrokerError) as error:
+                self.message_user(request, f"Task {task_id}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Task {task_id}: {done.message}", messages.SUCCESS)
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    list_display = ("hostname", "pid", "started_at", "last_seen", "active", "reserved", "status")
+    search_fields = ("^hostname",)
+    ordering = ("-last_seen",)
+
+    @admin.display(description="status")
+    def status(self, worker: Worker) -> str:
+        return queries.worker_status(worker, timezone.now()).status

@@ -1,0 +1,101 @@
+"""``tasktrail list``: recent tasks, filtered, newest first, one page at a time."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from ..records import TaskRecord
+from ..store import queries
+from . import options, output
+from .base import Failure, Output
+from .status import describe_progress
+
+NAME = "list"
+HELP = "List tasks, most recently updated first; --after continues where a page ended."
+
+
+def _cursor(text: str) -> queries.Cursor:
+    # An ISO timestamp holds no comma, so the first one ends it; the id may hold more.
+    at, _, task_id = text.partition(",")
+    try:
+        return datetime.fromisoformat(at), options.task_id(task_id)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad cursor {text[:80]!r}: pass the value a previous page printed"
+        ) from None
+
+
+def _format_cursor(cursor: queries.Cursor | None) -> str | None:
+    return None if cursor is None else f"{cursor[0].isoformat()},{cursor[1]}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", type=options.state, help="e.g. FAILURE")
+    parser.add_argument("--name", help="the task's registered name")
+    parser.add_argument("--queue")
+    parser.add_argument("--owner", metavar="USER", help="a username or user id")
+    parser.add_argument("--since", type=options.when, help="updated at or after (ISO or 2h)")
+    parser.add_argument("--until", type=options.when, help="updated before (ISO or 2h)")
+    parser.add_argument("--limit", type=options.positive, default=50, help="default 50")
+    parser.add_argument("--after", type=_cursor, metavar="CURSOR", help="the next page")
+    output.add_json_flag(parser)
+
+
+def _owner_id(text: str | None) -> Any:
+    if text is None:
+        return None
+    users = get_user_model()._default_manager
+    found = users.filter(**{users.model.USERNAME_FIELD: text}).values_list("pk", flat=True)
+    if found:
+        return found[0]
+    if text.isdigit():
+        return int(text)
+    raise Failure(f"unknown user {text!r}: give a username or a user id")
+
+
+def _filter(options: Mapping[str, Any]) -> queries.TaskFilter:
+    return queries.TaskFilter(
+        state=options["state"],
+        name=options["name"],
+        queue=options["queue"],
+        owner_id=_owner_id(options["owner"]),
+        since=options["since"],
+        until=options["until"],
+    )
+
+
+def run(options: Mapping[str, Any], out: Output) -> int:
+    page = queries.page(_filter(options), options["limit"], options["after"])
+    cursor = _format_cursor(page.next)
+    if options["json"]:
+        output.write_json(out, {"tasks": [_json(t) for t in page.tasks], "next": cursor})
+        return 0
+    output.write_table(
+        out,
+        ("ID", "NAME", "STATE", "QUEUE", "PROGRESS", "UPDATED"),
+        [
+            (t.id, t.name, t.state, t.queue, describe_progress(t), output.moment(t.updated_at))
+            for t in page.tasks
+        ],
+    )
+    if cursor is not None:
+        out.write(f"More: --after {cursor}\n")
+    return 0
+
+
+def _json(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "state": task.state,
+        "queue": task.queue,
+        "owner_id": task.owner_id,
+        "attempt": task.attempt,
+        "progress": describe_progress(task) if task.progress else None,
+        "updated_at": task.updated_at,
+    }

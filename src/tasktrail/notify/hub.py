@@ -1,0 +1,168 @@
+"""One listener per process, fanned out in memory to every stream watching a task.
+
+A stream watches a task through a :class:`Mailbox` that holds only the latest record:
+a slow client skips intermediate progress instead of queueing it. The hub reads each
+changed record once, in one database thread of its own, whatever the number of
+streams watching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, connections
+
+from .. import conf, store
+from ..records import TaskRecord
+from .base import Notifier
+
+logger = logging.getLogger("tasktrail.notify")
+
+_FIRST_BACKOFF = 0.1
+_MAX_BACKOFF = 5.0
+
+
+class Mailbox:
+    """The latest record of one task for one stream."""
+
+    def __init__(self) -> None:
+        self._record: TaskRecord | None = None
+        self._ready = asyncio.Event()
+
+    def put(self, record: TaskRecord) -> None:
+        self._record = record
+        self._ready.set()
+
+    async def get(self, timeout: float) -> TaskRecord | None:
+        """The latest record put since the last call; ``None`` after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            return None
+        self._ready.clear()
+        record, self._record = self._record, None
+        return record
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    # One thread, so one connection per process, however many streams are open.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasktrail-live")
+
+
+def _on_fresh_connection[T](function: Callable[[T], Any], argument: T) -> Any:
+    try:
+        return function(argument)
+    except DatabaseError:
+        # The next read reconnects instead of failing on a broken connection.
+        connections[conf.get().DATABASE].close()
+        raise
+
+
+class Hub:
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self._watchers: dict[str, set[Mailbox]] = {}
+        self._versions: dict[str, datetime] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._backoff = _FIRST_BACKOFF
+
+    @contextlib.asynccontextmanager
+    async def watch(self, task_id: str) -> AsyncIterator[Mailbox]:
+        """Receive ``task_id``'s record in the mailbox each time it changes."""
+        self._start()
+        mailbox = Mailbox()
+        self._watchers.setdefault(task_id, set()).add(mailbox)
+        try:
+            yield mailbox
+        finally:
+            watchers = self._watchers[task_id]
+            watchers.discard(mailbox)
+            if not watchers:
+                del self._watchers[task_id]
+                self._versions.pop(task_id, None)
+
+    def watching(self) -> int:
+        return sum(len(w) for w in self._watchers.values())
+
+    async def read[T](self, function: Callable[[T], Any], argument: T) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_executor(), _on_fresh_connection, function, argument)
+
+    # The notifier's side (see tasktrail.notify.base.Listener).
+
+    def connected(self) -> None:
+        self._backoff = _FIRST_BACKOFF
+        self.changed(list(self._watchers))
+
+    def changed(self, task_ids: Iterable[str]) -> None:
+        before = len(self._dirty)
+        self._dirty.update(i for i in task_ids if i in self._watchers)
+        if len(self._dirty) > before:
+            self._wake.set()
+
+    def known(self) -> Mapping[str, datetime | None]:
+        return {task_id: self._versions.get(task_id) for task_id in self._watchers}
+
+    # Background tasks, started with the first watcher, stopped with the loop.
+
+    def _start(self) -> None:
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._listen()), loop.create_task(self._dispatch())]
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                await self.notifier.listen(self)
+            except Exception:
+                logger.warning(
+                    "tasktrail: %s listener lost; retrying in %.1f s",
+                    self.notifier.name,
+                    self._backoff,
+                    exc_info=True,
+                )
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(_MAX_BACKOFF, self._backoff * 2)
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            task_ids, self._dirty = self._dirty, set()
+            try:
+                records: dict[str, TaskRecord] = await self.read(store.get_many, task_ids)
+            except Exception:
+                logger.warning("tasktrail: cannot read changed tasks", exc_info=True)
+                self.changed(task_ids)
+                await asyncio.sleep(1.0)
+                continue
+            self._deliver(records.values())
+
+    def _deliver(self, records: Collection[TaskRecord]) -> None:
+        for record in records:
+            self._versions[record.id] = record.updated_at
+            for mailbox in self._watchers.get(record.id, ()):
+                mailbox.put(record)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def for_loop(notifier: Notifier) -> Hub:
+    """The hub of the running event loop (one per process under an ASGI server)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub(notifier)
+    return hub

@@ -1,0 +1,238 @@
+"""Headless Chromium (Debian's ``chromium``, driven by Playwright) against the example site.
+
+The site runs as a user runs it: ``manage.py demo`` (a prefork worker and uvicorn), or
+Django's WSGI ``runserver`` with a worker to check the polling fallback. Each setup
+picks another notifier on its own: SQLite with the filesystem broker polls; SQLite
+with a Redis broker uses Redis pub/sub; PostgreSQL uses LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import IN_CI, require
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGE = ROOT / "example" / "manage.py"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+PG_DATABASE = "tasktrail_demo_browser"
+REDIS_BROKER = "redis://127.0.0.1:6379/12"
+
+
+def _missing(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: browser tests are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed: uv pip install playwright")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # What the server answered, for the failure messages of the tests.
+    page.answers = []
+    page.on("response", lambda r: page.answers.append(f"{r.status} {r.request.method} {r.url}"))
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{_slug(request.node.name)}-last.png"), full_page=True)
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-")
+
+
+def screenshot(page: Any, request: pytest.FixtureRequest, step: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{_slug(request.node.name)}-{step}.png"), full_page=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _create_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as conn:
+        conn.autocommit = True
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _environment(setup: str) -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "exampleproject.settings"}
+    for name in ("TASKTRAIL_DEMO_DB", "TASKTRAIL_DEMO_BROKER", "PGDATABASE"):
+        env.pop(name, None)
+    if setup in {"redis", "postgres"}:
+        require("Redis", "127.0.0.1", 6379)
+        env["TASKTRAIL_DEMO_BROKER"] = REDIS_BROKER
+    if setup == "postgres":
+        require("PostgreSQL", "127.0.0.1", 5432)
+        _create_database(PG_DATABASE)
+        env.update(TASKTRAIL_DEMO_DB="postgres", PGDATABASE=PG_DATABASE, PGHOST="127.0.0.1")
+        env.setdefault("PGUSER", "postgres")
+    return env
+
+
+@dataclasses.dataclass
+class Site:
+    url: str
+    setup: str
+    processes: list[subprocess.Popen[bytes]]
+
+
+def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            pytest.fail(f"the example site exited; see {log}")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"the example site did not come up within 60 s; see {log}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def serve(setup: str, server: str = "asgi") -> Iterator[Site]:
+    """The example on a free port: ``manage.py demo`` (ASGI), or a worker and runserver."""
+    env = _environment(setup)
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"site-{setup}-{server}.log"
+    python = [sys.executable, str(MANAGE)]
+    if server == "asgi":
+        commands = [[*python, "demo", "--port", str(port)]]
+    else:
+        subprocess.run([*python, "migrate", "--verbosity=0"], env=env, check=True, cwd=ROOT)
+        worker = "-m celery -A exampleproject worker --concurrency=2 --hostname=browser-wsgi@%h"
+        commands = [
+            [sys.executable, *worker.split()],
+            [*python, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        ]
+    with log_path.open("wb") as log:
+        processes = [
+            subprocess.Popen(
+                command,
+                env={**env, "PYTHONPATH": str(ROOT / "example")},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for command in commands
+        ]
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(url + "/", processes, log_path)
+            yield Site(url, setup, processes)
+        finally:
+            for process in reversed(processes):
+                _stop(process)
+
+
+class Proxy:
+    """A TCP proxy in front of the site whose connections a test can cut, like a network."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.requests: list[bytes] = []
+        self._connections: list[socket.socket] = []
+        self._refuse_until = 0.0
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if time.monotonic() < self._refuse_until:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._connections += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, request: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if request:
+                    self.requests.append(data)
+                target.sendall(data)
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self, down_for: float) -> None:
+        """Drop every open connection and refuse new ones for ``down_for`` seconds."""
+        self._refuse_until = time.monotonic() + down_for
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def close(self) -> None:
+        self._server.close()
+        self.cut(0)

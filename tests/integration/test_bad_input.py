@@ -1,0 +1,119 @@
+"""Bad input reaches a real worker: each ends in a clear FAILURE, and the worker lives on.
+
+Also the time limits, whose outcomes Celery reports in terse exceptions.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery.result import AsyncResult
+
+import tasktrail
+from tests.testapp import tasks
+from tests.testapp.celeryapp import app
+
+from .conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _worker(worker: Any) -> Iterator[None]:
+    """Every test here needs the session's worker, and checks it survived."""
+    yield
+    assert app.control.ping(destination=[f"itest@{socket.gethostname()}"], timeout=2)
+    assert tasks.add.delay(1, 1).get(timeout=20) == 2
+
+
+def failure(task_id: str) -> tasktrail.TaskRecord:
+    record = wait_for(task_id, lambda r: r.state == "FAILURE")
+    assert record.error is not None and record.finished_at is not None
+    return record
+
+
+def test_an_exception_holding_no_json_value_fails_clearly() -> None:
+    result = tasks.raises_unserialisable.delay()
+    record = failure(result.id)
+    assert record.error is not None
+    assert record.error.type == "tests.testapp.tasks.HoldsAHandle"
+    assert "lock" in record.error.message
+    assert record.error.traceback and "raises_unserialisable" in record.error.traceback
+    with pytest.raises(Exception, match="lock"):
+        result.get(timeout=5)
+
+
+def test_an_exception_that_cannot_describe_itself_fails_clearly() -> None:
+    result = tasks.raises_unreadable.delay()
+    record = failure(result.id)
+    assert record.error is not None
+    assert record.error.type == "tests.testapp.tasks.UnreadableError"
+    assert "str() raised" in record.error.message
+    assert AsyncResult(result.id).state == "FAILURE"
+
+
+def test_an_unknown_task_name_fails_clearly() -> None:
+    result = app.send_task("tests.testapp.tasks.no_such_task", (1,))
+    record = failure(result.id)
+    assert record.error is not None
+    assert record.error.type == "celery.exceptions.NotRegistered"
+    assert "unknown task name" in record.error.message
+    assert "tests.testapp.tasks.no_such_task" in record.error.message
+    assert record.name == "tests.testapp.tasks.no_such_task"
+
+
+def publish_raw(body: bytes, content_type: str, task_id: str) -> None:
+    """Publish what a broken or foreign producer might: real headers, bad body."""
+    headers, properties, _, _ = app.amqp.as_task_v2(task_id, "tests.testapp.tasks.add", (1, 2))
+    with app.producer_or_acquire() as producer:
+        producer.publish(
+            body,
+            routing_key="celery",
+            content_type=content_type,
+            content_encoding="utf-8",
+            headers=headers,
+            **properties,
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected_type", "reason"),
+    [
+        (b"{not json", "application/json", "DecodeError", "body could not be decoded"),
+        (b'"not [args, kwargs, embed]"', "application/json", "InvalidTaskError", "not a valid"),
+        (b"\x80\x04K\x01.", "application/x-python-serialize", "ContentDisallowed", "pickle"),
+    ],
+)
+def test_a_malformed_message_fails_with_the_reason(
+    body: bytes, content_type: str, expected_type: str, reason: str
+) -> None:
+    task_id = f"malformed-{uuid.uuid4()}"
+    publish_raw(body, content_type, task_id)
+    record = failure(task_id)
+    assert record.error is not None
+    assert record.error.type.endswith(expected_type)
+    assert reason in record.error.message
+    assert record.name == "tests.testapp.tasks.add"
+
+
+def test_hard_time_limit_is_recorded_clearly() -> None:
+    result = tasks.over_hard_limit.delay()
+    record = failure(result.id)
+    assert record.error is not None
+    assert record.error.type == "billiard.exceptions.TimeLimitExceeded"
+    assert record.error.message == (
+        "hard time limit (1 s) exceeded: the worker killed the process running the task"
+    )
+
+
+def test_soft_time_limit_is_recorded_clearly() -> None:
+    result = tasks.over_soft_limit.delay()
+    record = failure(result.id)
+    assert record.error is not None
+    assert record.error.type == "billiard.exceptions.SoftTimeLimitExceeded"
+    assert record.error.message.startswith("soft time limit (0.5 s) exceeded")
+    assert record.error.traceback and "over_soft_limit" in record.error.traceback

@@ -1,0 +1,180 @@
+"""Outages of the services around tasktrail, with real processes: no final state is lost.
+
+- PostgreSQL: the test database's connections are killed (``pg_terminate_backend``)
+  again and again while tasks finish. (The server is shared, so it is not restarted.)
+- Redis, as the broker: a private ``redis-server`` of the test's own is restarted while
+  tasks are sent and run.
+- The status store, at publish time: enqueueing still works and the worker creates the
+  record.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.db import connection
+
+import tasktrail
+from tasktrail.models import Task
+from tests.conftest import IN_CI, reachable
+from tests.testapp import tasks
+
+from .conftest import ROOT, WorkerProcess, unique_queue, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+StartWorker = Callable[..., WorkerProcess]
+
+
+def finished(task_ids: list[str], timeout: float) -> dict[str, str]:
+    """Wait until every task is done; return each task's state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = dict(Task.objects.filter(task_id__in=task_ids).values_list("task_id", "state"))
+        done = {k: v for k, v in found.items() if v in {"SUCCESS", "FAILURE", "REVOKED", "LOST"}}
+        if len(done) == len(task_ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def kill_connections() -> int:
+    """End every other connection to the test database, as a failover would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (killed,) = cursor.fetchone()
+    return int(killed)
+
+
+def test_database_connections_killed_while_tasks_finish_lose_no_final_state(
+    start_worker: StartWorker,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("kills PostgreSQL connections; run with TT_DB=postgres")
+    queue = unique_queue("pgkill")
+    worker = start_worker("pgkill", queue)
+    results = [tasks.add.apply_async((i, i), queue=queue) for i in range(400)]
+    ids = [r.id for r in results]
+    killed = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        killed += kill_connections()
+        if Task.objects.filter(task_id__in=ids, state="SUCCESS").count() == len(ids):
+            break
+        time.sleep(0.1)
+    assert killed > 0
+    states = finished(ids, timeout=30)
+    assert set(states.values()) == {"SUCCESS"} and len(states) == len(ids)
+    assert [tasktrail.get(r.id).result for r in results] == [2 * i for i in range(400)]
+    # The kills did hit the write path, which kept its rows and wrote them again.
+    assert "flush failed; keeping" in worker.log_path.read_text()
+
+
+class RedisServer:
+    """A redis-server of the test's own, persisting to disk so a restart keeps the queue."""
+
+    def __init__(self, directory: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not reachable("127.0.0.1", self.port):
+            if time.monotonic() > deadline:
+                pytest.fail("private redis-server did not start")
+            time.sleep(0.05)
+        return proc
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.proc = self._start()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed; this test restarts a broker of its own"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_broker_restarted_under_load_every_task_ends_with_the_right_status(
+    start_worker: StartWorker, private_redis: RedisServer
+) -> None:
+    broker = Celery("outage", broker=private_redis.url, set_as_current=False)
+    broker.conf.update(
+        # Publishing rides out the restart rather than failing.
+        task_publish_retry_policy={"max_retries": 50, "interval_start": 0.1, "interval_step": 0.1},
+        broker_connection_retry_on_startup=True,
+    )
+    queue = unique_queue("restart")
+    env = {"TT_BROKER": private_redis.url, "TT_VISIBILITY_TIMEOUT": "5"}
+    start_worker("broker-restart", queue, env, control=broker)
+    sent: list[str] = []
+
+    def send() -> None:
+        for _ in range(300):
+            sent.append(broker.send_task("tests.testapp.tasks.sleepy", (0.01,), queue=queue).id)
+            time.sleep(0.01)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(1.5)
+    private_redis.restart()
+    sender.join(60)
+    assert len(sent) == 300
+    states = finished(sent, timeout=60)
+    assert set(states.values()) == {"SUCCESS"} and len(states) == 300
+    assert {tasktrail.get(task_id).result for task_id in sent} == {"woke"}
+
+
+def test_enqueue_succeeds_while_the_store_is_unavailable(worker: object) -> None:
+    # A web process whose database is unreachable: nothing listens on port 1 (PostgreSQL),
+    # no such directory (SQLite).
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PGPORT": "1",
+        "TT_DB_NAME": "/nonexistent/tasktrail.sqlite3",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+    }
+    code = "import django; django.setup(); from tests.testapp import tasks; "
+    code += "print(tasks.add.delay(20, 22).id)"
+    sender = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert sender.returncode == 0, sender.stderr
+    assert "final flush failed" in sender.stderr
+    task_id = sender.stdout.split()[-1]
+    record = wait_for(task_id, lambda r: r.state == "SUCCESS")
+    assert (record.result, record.name, record.args) == (42, "tests.testapp.tasks.add", [20, 22])
