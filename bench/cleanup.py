@@ -53,19 +53,9 @@ def _setup_django() -> None:
 
 
 def _recreate_database() -> None:
-    import psycopg
-    from psycopg import sql
+    from bench.database import recreate_postgres
 
-    with psycopg.connect(
-        host=os.environ.get("PGHOST", "127.0.0.1"),
-        port=os.environ.get("PGPORT", "5432"),
-        user=os.environ.get("PGUSER", "postgres"),
-        password=os.environ.get("PGPASSWORD") or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_DB)))
+    recreate_postgres(_DB)
 
 
 # Expired tasks finished two days ago and expired over the last day; kept ones expire

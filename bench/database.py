@@ -11,14 +11,14 @@ from bench.scenarios import Scenario
 def recreate(scenario: Scenario) -> None:
     """Drop and create the scenario's database; call before Django connects to it."""
     if scenario.store == "postgres":
-        _recreate_postgres(os.environ.get("BENCH_PG_NAME", "tasktrail_bench"))
+        recreate_postgres(os.environ.get("BENCH_PG_NAME", "tasktrail_bench"))
     elif scenario.store == "sqlite":
         path = os.environ.get("BENCH_SQLITE_PATH", "/tmp/tasktrail-bench.sqlite3")
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(path + suffix).unlink(missing_ok=True)
 
 
-def _recreate_postgres(name: str) -> None:
+def recreate_postgres(name: str) -> None:
     import psycopg
     from psycopg import sql
 
