@@ -10,6 +10,7 @@ from typing import Any
 from .. import services
 from ..store.expiry import Expired
 from .base import Output
+from .options import positive
 
 NAME = "cleanup"
 HELP = (
@@ -18,20 +19,13 @@ HELP = (
 )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
     )
     parser.add_argument(
         "--batch",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="tasks deleted per statement (default: TASKTRAIL['CLEANUP_BATCH'])",
