@@ -132,12 +132,14 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def test_broker_restarted_under_load_every_task_ends_with_the_right_status(
     start_worker: StartWorker, private_redis: RedisServer
 ) -> None:
-    """Every task the worker got ends SUCCESS; one the broker dropped stays truthfully PENDING.
+    """Every task a worker got ends with its true state; one the broker dropped stays PENDING.
 
-    kombu's Redis transport is at-most-once around a restart: a message popped by BRPOP
-    just before the server stops is gone before it reaches the worker. So
-    the worker's own log is the witness of what ran, and the broker's queues of what
-    still can.
+    Two faults belong to Celery's Redis transport (kombu 5.7), not to tasktrail, and a
+    deployment meets them too: a worker holding unacknowledged messages when the
+    connection drops can exit with "Unrecoverable error" (so the test restarts it, as
+    a process supervisor would), and a message popped just before the server stops is
+    gone before any worker sees it. So the workers' logs witness what ran, and the
+    broker's queues what still can.
     """
     broker = Celery("outage", broker=private_redis.url, set_as_current=False)
     broker.conf.update(
@@ -147,7 +149,12 @@ def test_broker_restarted_under_load_every_task_ends_with_the_right_status(
     )
     queue = unique_queue("restart")
     env = {"TT_BROKER": private_redis.url, "TT_VISIBILITY_TIMEOUT": "5"}
-    worker = start_worker("broker-restart", queue, env, control=broker)
+    workers = [start_worker("broker-restart", queue, env, control=broker)]
+
+    def supervise() -> None:
+        if workers[-1].proc.poll() is not None:
+            workers.append(start_worker("broker-restart", queue, env, control=broker))
+
     sent: list[str] = []
 
     def send() -> None:
@@ -161,23 +168,30 @@ def test_broker_restarted_under_load_every_task_ends_with_the_right_status(
     private_redis.restart()
     sender.join(60)
     assert len(sent) == 300
-    states = settled(sent, worker, private_redis, queue, timeout=90)
-    received = ids_logged(worker, "received")
-    assert len(states) == 300 and set(states.values()) <= {"SUCCESS", "PENDING"}
-    succeeded = {task_id for task_id, state in states.items() if state == "SUCCESS"}
-    assert succeeded == received & set(sent) == ids_logged(worker, "succeeded")
+    states = settled(sent, workers, supervise, private_redis, queue, timeout=90)
+    received, succeeded = ids_logged(workers, "received"), ids_logged(workers, "succeeded")
+    stored = {state: {k for k, v in states.items() if v == state} for state in set(states.values())}
+    assert len(states) == 300 and set(stored) <= {"SUCCESS", "PENDING", "LOST"}
+    assert stored["SUCCESS"] == succeeded
+    assert not stored.get("PENDING", set()) & received
+    assert stored.get("LOST", set()) <= received - succeeded
     assert len(succeeded) >= 290, f"the restart dropped {300 - len(succeeded)} messages"
     assert {tasktrail.get(task_id).result for task_id in succeeded} == {"woke"}
 
 
-def ids_logged(worker: WorkerProcess, event: str) -> set[str]:
-    """Task ids the worker's log says were ``received`` or ``succeeded``."""
+def ids_logged(workers: list[WorkerProcess], event: str) -> set[str]:
+    """Task ids the workers' logs say were ``received`` or ``succeeded``."""
     pattern = re.compile(rf"Task [\w.]+\[([0-9a-f-]+)\] {event}")
-    return set(pattern.findall(worker.log_path.read_text()))
+    return {i for worker in workers for i in pattern.findall(worker.log_path.read_text())}
 
 
 def settled(
-    task_ids: list[str], worker: WorkerProcess, server: RedisServer, queue: str, timeout: float
+    task_ids: list[str],
+    workers: list[WorkerProcess],
+    supervise: Callable[[], None],
+    server: RedisServer,
+    queue: str,
+    timeout: float,
 ) -> dict[str, str]:
     """Wait until nothing can change: the broker holds no message and what ran is done."""
     import redis
@@ -185,11 +199,12 @@ def settled(
     client = redis.Redis.from_url(server.url)
     deadline = time.monotonic() + timeout
     while True:
+        supervise()
         states = finished(task_ids, timeout=0)
         waiting = sum(client.llen(key) for key in client.keys(f"{queue}*"))
         unacked = client.hlen("unacked")
-        ran = {k for k, v in states.items() if v == "SUCCESS"}
-        if (not waiting and not unacked and ids_logged(worker, "received") <= ran) or (
+        done = {k for k, v in states.items() if v in {"SUCCESS", "LOST"}}
+        if (not waiting and not unacked and ids_logged(workers, "received") <= done) or (
             time.monotonic() > deadline
         ):
             return states
