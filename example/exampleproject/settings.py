@@ -33,9 +33,13 @@ DEBUG = os.environ.get("TASKTRAIL_DEMO_DEBUG") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
 INSTALLED_APPS = [
+    # The admin gives the example a login page for staff, who then see tasktrail's
+    # dashboard at /tasktrail/ (``manage.py createsuperuser`` makes one).
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "tasktrail",
     "demo",
 ]
@@ -45,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     # After authentication: tasks sent by a request belong to its user.
     "tasktrail.middleware.OwnerMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -55,6 +60,13 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 USE_TZ = True

@@ -25,6 +25,8 @@ from .exceptions import TaskNotFound
 from .records import Progress, TaskRecord
 
 _SALT = "tasktrail.link"
+#: Acting on tasks (retry, revoke) on the dashboard and in the admin needs this.
+ACTION_PERMISSION = "tasktrail.change_task"
 
 
 class Level(enum.IntEnum):
@@ -54,6 +56,28 @@ def _is_staff(user: Any) -> bool:
     return bool(user.is_active and (user.is_staff or user.is_superuser))
 
 
+def _sees_all(user: Any) -> bool:
+    permission = conf.get().VIEW_PERMISSION
+    return bool(user is not None and permission and user.has_perm(permission))
+
+
+def operator(user: Any) -> Level:
+    """What ``user`` may see of *every* task, as on the dashboard: staff see it all,
+    holders of ``VIEW_PERMISSION`` what owners see; anyone else, nothing."""
+    if user is None or not user.is_authenticated:
+        return Level.NONE
+    if _is_staff(user):
+        return Level.STAFF
+    return Level.VIEWER if _sees_all(user) else Level.NONE
+
+
+def may_act(user: Any) -> bool:
+    """Whether ``user`` may retry and revoke any task they can see."""
+    return bool(
+        operator(user) is not Level.NONE and user.is_active and user.has_perm(ACTION_PERMISSION)
+    )
+
+
 def level(record: TaskRecord, user: Any, token: str | None = None) -> Level:
     """What ``user`` (or the holder of ``token``) may see of ``record``."""
     if user is not None and user.is_authenticated:
@@ -63,10 +87,7 @@ def level(record: TaskRecord, user: Any, token: str | None = None) -> Level:
             return Level.VIEWER
     if token and _link_grants(token, record.id):
         return Level.VIEWER
-    permission = conf.get().VIEW_PERMISSION
-    if user is not None and permission and user.has_perm(permission):
-        return Level.VIEWER
-    return Level.NONE
+    return Level.VIEWER if _sees_all(user) else Level.NONE
 
 
 def lookup(task_id: str, user: Any, token: str | None = None) -> tuple[TaskRecord, Level]:

@@ -8,6 +8,7 @@ rendered escaped, inside ``<pre>``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,15 +19,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import api, services, states
+from . import access, api, services, states
 from .exceptions import TaskNotFound
 from .jsoncodec import CeleryJSONEncoder
 from .models import Task, Worker
 from .records import Progress
 from .store import queries
 
-#: Revoking needs this permission: changing what happens to a task.
-REVOKE_PERMISSION = "tasktrail.change_task"
+#: Retrying and revoking need this permission: changing what happens to a task.
+REVOKE_PERMISSION = access.ACTION_PERMISSION
 
 
 def _pre(text: str) -> SafeString:
@@ -73,7 +74,7 @@ class TaskAdmin(ReadOnlyAdmin):
     search_fields = ("=task_id", "^name")
     ordering = ("-updated_at",)
     show_full_result_count = False
-    actions = ("revoke", "revoke_and_terminate")
+    actions = ("retry", "revoke", "revoke_and_terminate")
     fields = (
         ("task_id", "name", "queue"),
         ("state", "attempt", "max_retries"),
@@ -146,11 +147,29 @@ class TaskAdmin(ReadOnlyAdmin):
     def revoke_and_terminate(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         self._revoke(request, queryset, terminate=True)
 
+    @admin.action(
+        description="Retry selected tasks (send again as new tasks)", permissions=["revoke"]
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._each(request, queryset, lambda task_id: services.retry(task_id, user=request.user))
+
     def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda task_id: services.revoke(task_id, terminate=terminate, user=request.user),
+        )
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Task],
+        action: Callable[[str], services.Retried | services.Revoked],
+    ) -> None:
         for task_id in queryset.values_list("task_id", flat=True):
             try:
-                done = services.revoke(task_id, terminate=terminate)
-            except (TaskNotFound, BrokerError) as error:
+                done = action(task_id)
+            except (TaskNotFound, BrokerError, services.ActionRefused) as error:
                 self.message_user(request, f"Task {task_id}: {error}", messages.ERROR)
             else:
                 self.message_user(request, f"Task {task_id}: {done.message}", messages.SUCCESS)

@@ -49,6 +49,10 @@ class Settings:
     REDACT_KWARGS: frozenset[str] = frozenset({"password", "secret", "token", "api_key"})
     #: Writes are buffered per process and flushed at least this often.
     FLUSH_INTERVAL: timedelta = timedelta(milliseconds=20)
+    #: On PostgreSQL, prepare the write statement once per connection (psycopg's
+    #: protocol-level prepared statements, which PgBouncer supports from 1.21). Turn it
+    #: off behind an older PgBouncer in transaction mode.
+    PREPARE_WRITES: bool = True
     #: Most events held in a process's buffer before the caller flushes inline.
     MAX_BUFFERED: int = 10_000
     #: Record ``RECEIVED`` from the worker's main process.
@@ -76,6 +80,9 @@ class Settings:
     #: Whether viewers other than staff see a task's result and error summary; a task's
     #: own ``tasktrail_show_result`` option overrides it.
     SHOW_RESULT: bool = True
+    #: The dashboard lists a task as stuck when it is not done and its record has not
+    #: changed for this long (waiting with no worker taking it, or hung while running).
+    STUCK_AFTER: timedelta = timedelta(minutes=15)
 
     @property
     def flush_seconds(self) -> float:
@@ -95,6 +102,7 @@ _DURATIONS = {
     "POLL_INTERVAL",
     "KEEPALIVE_INTERVAL",
     "LINK_EXPIRES",
+    "STUCK_AFTER",
 }
 _NULLABLE = {"RESULT_EXPIRES", "FAILURE_EXPIRES", "CLEANUP_INTERVAL"}
 _INTERVALS = {
@@ -103,6 +111,7 @@ _INTERVALS = {
     "POLL_INTERVAL",
     "KEEPALIVE_INTERVAL",
     "LINK_EXPIRES",
+    "STUCK_AFTER",
 }
 NOTIFIERS = ("auto", "postgres", "redis", "polling")
 _POSITIVE_INTS = {"MAX_ARGS_BYTES", "MAX_RESULT_BYTES", "MAX_BUFFERED", "CLEANUP_BATCH"}

@@ -42,6 +42,7 @@ class Task(models.Model):
         null=True,
         on_delete=models.SET_NULL,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     parent_id = models.CharField(max_length=255, blank=True, default="")
@@ -60,14 +61,38 @@ class Task(models.Model):
     class Meta:
         db_table = "tasktrail_task"
         indexes = [
-            models.Index(fields=["expires_at"], name="tasktrail_task_expires"),
-            models.Index(fields=["group_id"], name="tasktrail_task_group"),
+            # Partial indexes: a row outside the condition costs the write path nothing,
+            # and most rows are (waiting tasks expire never, few tasks have a group
+            # or an owner).
+            models.Index(
+                fields=["expires_at"],
+                name="tasktrail_task_expiring",
+                condition=models.Q(expires_at__isnull=False),
+            ),
+            models.Index(
+                fields=["group_id"], name="tasktrail_task_grouped", condition=~models.Q(group_id="")
+            ),
+            models.Index(
+                fields=["owner"],
+                name="tasktrail_task_owned",
+                condition=models.Q(owner__isnull=False),
+            ),
             # Running tasks by worker, for the lost-worker check; partial, so it holds
             # only the few tasks running now and costs the write path little.
             models.Index(
                 fields=["worker"],
                 name="tasktrail_task_running",
                 condition=models.Q(rank__gte=states.RANK_STARTED, rank__lt=states.RANK_RETRY),
+            ),
+            # The dashboard's list (keyset on updated_at, task_id) and its bounded
+            # aggregates (recent tasks by state, throughput, timings).
+            models.Index(fields=["updated_at", "task_id"], name="tasktrail_task_updated"),
+            # Tasks not settled yet, for the dashboard's stuck and lost lists; partial,
+            # so a task leaves it when it ends and the index stays small.
+            models.Index(
+                fields=["rank", "updated_at"],
+                name="tasktrail_task_unsettled",
+                condition=models.Q(rank__lt=states.RANK_DONE),
             ),
         ]
 
@@ -81,15 +106,22 @@ class Transition(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No foreign key: history is written in the same flush as the task row and
     # removed with it by the store, and a constraint would only cost writes.
-    task_id = models.CharField(max_length=255, db_index=True)
+    task_id = models.CharField(max_length=255)
     state = models.CharField(max_length=50)
     attempt = models.PositiveIntegerField()
     at = models.DateTimeField()
     worker = models.CharField(max_length=255, blank=True, default="")
     detail = _json()
+    # Empty for a state change; the action's name for an operator's audit entry
+    # ("retry", "revoke", ...). A database default, so the write path's INSERT, which
+    # names its columns, needs no change.
+    action = models.CharField(max_length=50, blank=True, db_default="")
 
     class Meta:
         db_table = "tasktrail_transition"
+        # A plain index: db_index=True would add a LIKE index on PostgreSQL that no
+        # query uses and every history row pays for.
+        indexes = [models.Index(fields=["task_id"], name="tasktrail_transition_task")]
 
     def __str__(self) -> str:
         return f"{self.task_id} → {self.state} (attempt {self.attempt})"

@@ -39,3 +39,19 @@ def owned_by(user: Any) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def lookup(text: str) -> Any:
+    """The primary key of the user named ``text`` (a username, else a numeric id).
+
+    Raises ``ValueError`` for neither: an operator's typo must not list nobody's tasks.
+    """
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()._default_manager
+    found = users.filter(**{users.model.USERNAME_FIELD: text}).values_list("pk", flat=True)
+    if found:
+        return found[0]
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"unknown user {text[:60]!r}: give a username or a user id")

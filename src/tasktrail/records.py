@@ -82,7 +82,10 @@ class TaskRecord:
 
     @property
     def retries_left(self) -> int | None:
-        """Retries Celery may still schedule; a ``RETRY`` has used the one it scheduled."""
+        """Retries Celery may still schedule: none once the task is done; a ``RETRY``
+        has used the one it scheduled."""
+        if self.ready:
+            return 0
         scheduled = 1 if self.state == states.RETRY else 0
         return states.attempts_left(self.attempt + scheduled, self.max_retries)
 
@@ -102,3 +105,14 @@ class Attempt:
     started_at: datetime | None
     finished_at: datetime | None
     error: TaskError | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Action:
+    """What an operator did to a task (retry, revoke, ...): an audit entry in its history."""
+
+    action: str
+    at: datetime
+    #: Who did it, as their username read at the time ("" when not a logged-in user).
+    by: str
+    detail: dict[str, Any]

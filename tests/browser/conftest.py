@@ -100,17 +100,21 @@ def _create_database(name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _environment(setup: str) -> dict[str, str]:
+def environment(
+    setup: str, database: str = PG_DATABASE, broker: str = REDIS_BROKER
+) -> dict[str, str]:
+    """The example's environment for ``setup``; ``database`` and ``broker`` let a test
+    module keep a site of its own apart from other runs."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "exampleproject.settings"}
     for name in ("TASKTRAIL_DEMO_DB", "TASKTRAIL_DEMO_BROKER", "PGDATABASE"):
         env.pop(name, None)
     if setup in {"redis", "postgres"}:
         require("Redis", "127.0.0.1", 6379)
-        env["TASKTRAIL_DEMO_BROKER"] = REDIS_BROKER
+        env["TASKTRAIL_DEMO_BROKER"] = broker
     if setup == "postgres":
         require("PostgreSQL", "127.0.0.1", 5432)
-        _create_database(PG_DATABASE)
-        env.update(TASKTRAIL_DEMO_DB="postgres", PGDATABASE=PG_DATABASE, PGHOST="127.0.0.1")
+        _create_database(database)
+        env.update(TASKTRAIL_DEMO_DB="postgres", PGDATABASE=database, PGHOST="127.0.0.1")
         env.setdefault("PGUSER", "postgres")
     return env
 
@@ -148,12 +152,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve(setup: str, server: str = "asgi") -> Iterator[Site]:
-    """The example on a free port: ``manage.py demo`` (ASGI), or a worker and runserver."""
-    env = _environment(setup)
+def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
+    """The example on a free port: ``manage.py demo`` (ASGI), or a worker and runserver.
+
+    ``where``: :func:`environment`'s ``database`` and ``broker``.
+    """
+    env = environment(setup, **where)
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log_path = ARTIFACTS / f"site-{setup}-{server}.log"
+    own = _slug("-".join(where.get(k, "") for k in ("database",)))
+    log_path = ARTIFACTS / f"site-{setup}-{server}{'-' + own if own else ''}.log"
     python = [sys.executable, str(MANAGE)]
     if server == "asgi":
         commands = [[*python, "demo", "--port", str(port)]]

@@ -144,3 +144,27 @@ def test_recent_lists_newest_first_with_filters() -> None:
     record("r2", "SUCCESS", name="x")
     record("r3", "FAILURE", name="y")
     assert [r.id for r in tasktrail.recent(state="FAILURE")] == ["r3", "r1"]
+
+
+def test_postgresql_prepares_the_write_statement_but_not_the_users_queries() -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's; run with TT_DB=postgres")
+    for n in range(3):
+        record(f"prep-{n}", "PENDING", name="t")
+        store.flush()  # from this thread, so with this test's connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert len(prepared) == 1 and prepared[0].startswith("WITH up AS (INSERT INTO tasktrail_task")
+    # Django's setting (no prepared statements) still holds for everything else.
+    assert connection.connection.prepare_threshold is None
+    assert tasktrail.get("prep-2").state == "PENDING"
+
+
+def test_retries_left_counts_down_while_retrying_and_is_zero_once_done() -> None:
+    record("r1", "RETRY", 1, name="t", max_retries=3)
+    assert tasktrail.get("r1").retries_left == 2
+    record("r2", "FAILURE", 1, name="t", max_retries=3)
+    assert tasktrail.get("r2").retries_left == 0

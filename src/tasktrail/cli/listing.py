@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
+from .. import owner
 from ..records import TaskRecord
 from ..store import queries
 from . import options, output
@@ -20,18 +18,17 @@ HELP = "List tasks, most recently updated first; --after continues where a page 
 
 
 def _cursor(text: str) -> queries.Cursor:
-    # An ISO timestamp holds no comma, so the first one ends it; the id may hold more.
-    at, _, task_id = text.partition(",")
     try:
-        return datetime.fromisoformat(at), options.task_id(task_id)
-    except ValueError:
+        at, task_id = queries.parse_cursor(text)
+        return at, options.task_id(task_id)
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(
             f"bad cursor {text[:80]!r}: pass the value a previous page printed"
         ) from None
 
 
 def _format_cursor(cursor: queries.Cursor | None) -> str | None:
-    return None if cursor is None else f"{cursor[0].isoformat()},{cursor[1]}"
+    return None if cursor is None else queries.format_cursor(cursor)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,13 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _owner_id(text: str | None) -> Any:
     if text is None:
         return None
-    users = get_user_model()._default_manager
-    found = users.filter(**{users.model.USERNAME_FIELD: text}).values_list("pk", flat=True)
-    if found:
-        return found[0]
-    if text.isdigit():
-        return int(text)
-    raise Failure(f"unknown user {text!r}: give a username or a user id")
+    try:
+        return owner.lookup(text)
+    except ValueError as error:
+        raise Failure(str(error)) from None
 
 
 def _filter(options: Mapping[str, Any]) -> queries.TaskFilter:

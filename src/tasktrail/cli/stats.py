@@ -8,12 +8,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..store import queries
+from ..store import overview
 from . import output
 from .base import Output
 
 NAME = "stats"
-HELP = "Count tasks by state, updated in the last hour, day and week."
+HELP = "Count tasks by state, updated in the last hour, day and week (capped scans)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(options: Mapping[str, Any], out: Output) -> int:
-    counts = queries.counts(timezone.now())
+    counts = overview.counts(timezone.now())
     if options["json"]:
-        output.write_json(out, counts)
+        output.write_json(out, {c.window: c.by_state for c in counts})
         return 0
-    windows = list(queries.WINDOWS)
-    found = sorted({state for by_state in counts.values() for state in by_state})
+    found = sorted({state for c in counts for state in c.by_state})
     rows: list[list[object]] = [
-        [state, *(counts[w].get(state, 0) for w in windows)] for state in found
+        [state, *(_number(c.by_state.get(state, 0), c.exact) for c in counts)] for state in found
     ]
-    rows.append(["total", *(sum(counts[w].values()) for w in windows)])
-    output.write_table(out, ["STATE", *(f"LAST {w.upper()}" for w in windows)], rows)
+    rows.append(["total", *(_number(c.total, c.exact) for c in counts)])
+    output.write_table(out, ["STATE", *(f"LAST {c.window.upper()}" for c in counts)], rows)
     return 0
+
+
+def _number(count: int, exact: bool) -> str:
+    # A window with more tasks than one scan reads: the count of the latest ones.
+    return str(count) if exact else f"{count}+"

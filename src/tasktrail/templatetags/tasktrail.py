@@ -1,7 +1,10 @@
-"""``{% load tasktrail %}{% tasktrail_status task_id %}``: a live status for one task."""
+"""``{% load tasktrail %}{% tasktrail_status task_id %}``: a live status for one task;
+``{% tasktrail_asset name %}``: the URL of one of tasktrail's scripts or styles;
+``tasktrail_seconds`` and ``tasktrail_duration``: durations for people."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -9,7 +12,7 @@ from django import template
 from django.urls import reverse
 
 from .. import access
-from ..web.views import script_source
+from ..web.views import asset_source, script_source
 
 register = template.Library()
 
@@ -34,3 +37,30 @@ def tasktrail_status(
         "events_url": reverse("tasktrail:events", args=[task_id]) + query,
         "script_url": f"{reverse('tasktrail:script')}?v={script_source()[1]}",
     }
+
+
+@register.simple_tag
+def tasktrail_asset(name: str) -> str:
+    """The versioned URL of one of tasktrail's scripts or styles (cached for a year)."""
+    return f"{reverse('tasktrail:asset', args=[name])}?v={asset_source(name)[1]}"
+
+
+@register.filter
+def tasktrail_seconds(span: timedelta | None) -> str:
+    """A duration for people: ``0.042 s``, ``3.1 s``, ``4 min 5 s``, ``2 h 3 min``."""
+    if span is None:
+        return ""
+    seconds = span.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.3f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+@register.simple_tag
+def tasktrail_duration(start: datetime, end: datetime) -> str:
+    return tasktrail_seconds(end - start)

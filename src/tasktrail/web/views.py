@@ -1,4 +1,4 @@
-"""The JSON status, the status page a signed link opens, and the widget's script."""
+"""The JSON status, the status page a signed link opens, and the scripts and styles."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from .. import access
 from ..exceptions import TaskNotFound
 from . import responses
 
-SCRIPT = Path(__file__).resolve().parent.parent / "static" / "tasktrail" / "tasktrail.js"
+STATIC = Path(__file__).resolve().parent.parent / "static" / "tasktrail"
+#: The files served from ``STATIC`` (no staticfiles app needed), with their types.
+ASSETS = {
+    "tasktrail.js": "text/javascript; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
 #: Links carry their token in the URL: keep it out of other sites' Referer headers.
 PRIVATE = {**responses.NO_STORE, "Referrer-Policy": "no-referrer"}
 
@@ -48,18 +54,33 @@ def page(request: HttpRequest, task_id: str) -> HttpResponse:
 
 
 @functools.cache
-def script_source() -> tuple[bytes, str]:
-    """The widget's script and its version (a hash, for the URL that caches it)."""
-    source = SCRIPT.read_bytes()
+def asset_source(name: str) -> tuple[bytes, str]:
+    """One of :data:`ASSETS` and its version (a hash, for the URL that caches it)."""
+    source = (STATIC / name).read_bytes()
     return source, hashlib.sha256(source).hexdigest()[:12]
+
+
+def script_source() -> tuple[bytes, str]:
+    """The widget's script and its version."""
+    return asset_source("tasktrail.js")
+
+
+def _serve(request: HttpRequest, name: str) -> HttpResponse:
+    source, version = asset_source(name)
+    response = HttpResponse(source, content_type=ASSETS[name])
+    # The URL carries the version, so a browser may keep this for a year.
+    if request.GET.get("v") == version:
+        response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 @require_GET
 def script(request: HttpRequest) -> HttpResponse:
-    source, version = script_source()
-    # The URL carries the version, so a browser may keep this for a year.
-    caching = "public, max-age=31536000, immutable" if request.GET.get("v") == version else ""
-    response = HttpResponse(source, content_type="text/javascript; charset=utf-8")
-    if caching:
-        response["Cache-Control"] = caching
-    return response
+    return _serve(request, "tasktrail.js")
+
+
+@require_GET
+def asset(request: HttpRequest, name: str) -> HttpResponse:
+    if name not in ASSETS:
+        raise Http404("not found")
+    return _serve(request, name)

@@ -1,0 +1,276 @@
+"""The operators' dashboard: overview, task list, task detail, and actions on tasks.
+
+Open to staff and holders of ``TASKTRAIL["VIEW_PERMISSION"]``; everyone else gets
+404 on every page, exactly as for a task they may not see. What a page shows of a task
+follows :func:`tasktrail.access.snapshot` (arguments and tracebacks: staff only).
+Actions (retry, revoke) are POST with CSRF, need ``access.ACTION_PERMISSION``, are
+confirmed (a ``confirm()`` in the browser, else a confirmation page), and go through
+:mod:`tasktrail.services`, which audits them in the task's history.
+
+Views stay thin: reads come from :mod:`tasktrail.store`, what to show of them from
+:mod:`.present`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+from kombu.exceptions import OperationalError as BrokerError
+
+from .. import access, owner, runs, services, states, store
+from ..exceptions import TaskNotFound
+from ..store import audit, overview, queries
+from . import present, responses
+from .views import viewer
+
+PAGE_SIZE = 50
+#: Most rows one live update asks for (a page's worth, and some).
+LIVE_LIMIT = 100
+DEFAULT_WINDOW = "day"
+CONFIRMED = "confirmed"
+
+
+def _operator(request: HttpRequest) -> access.Level:
+    """What the user may see of every task; 404 for those who may see none."""
+    level = access.operator(viewer(request))
+    if level is access.Level.NONE:
+        raise Http404("not found")
+    return level
+
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    user = viewer(request)
+    context = {**context, "may_act": access.may_act(user), "operator": user}
+    response = render(request, template, context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    _operator(request)
+    window = request.GET.get("window", DEFAULT_WINDOW)
+    if window not in overview.WINDOWS:
+        window = DEFAULT_WINDOW
+    now = timezone.now()
+    context = {
+        "now": now,
+        "window": window,
+        "windows": list(overview.WINDOWS),
+        "counts": overview.counts(now),
+        "chart": present.chart(overview.throughput(window, now)),
+        "timings": overview.timings(now, overview.WINDOWS[window]),
+        "running": overview.running(),
+        "stuck": overview.stuck(now),
+        "lost": overview.lost(),
+        "workers": queries.workers(now),
+        "limit": overview.LIST_LIMIT,
+    }
+    return _page(request, "tasktrail/dashboard/overview.html", context)
+
+
+class TaskFilterForm(forms.Form):
+    """The task list's filters, from the query string; bad values are reported, not used."""
+
+    id = forms.CharField(required=False, max_length=255, label="Task id")
+    state = forms.CharField(required=False, max_length=50)
+    name = forms.CharField(required=False, max_length=255)
+    queue = forms.CharField(required=False, max_length=255)
+    owner = forms.CharField(required=False, max_length=150, help_text="username or id")
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_state(self) -> str | None:
+        text = self.cleaned_data["state"].strip().upper()
+        try:
+            return states.validate(text) if text else None
+        except states.InvalidState as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_owner(self) -> Any:
+        text = self.cleaned_data["owner"].strip()
+        try:
+            return owner.lookup(text) if text else None
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_after(self) -> queries.Cursor | None:
+        text = self.cleaned_data["after"]
+        try:
+            return queries.parse_cursor(text) if text else None
+        except ValueError:
+            raise forms.ValidationError("bad page cursor: start from the first page") from None
+
+    def task_filter(self) -> queries.TaskFilter:
+        data = self.cleaned_data
+        return queries.TaskFilter(
+            state=data.get("state"),
+            name=data.get("name") or None,
+            queue=data.get("queue") or None,
+            owner_id=data.get("owner"),
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+
+def _page_url(request: HttpRequest, cursor: queries.Cursor | None) -> str:
+    """This list, from ``cursor`` on (from the newest task when ``None``)."""
+    query = request.GET.copy()
+    query.pop("after", None)
+    if cursor is not None:
+        query["after"] = queries.format_cursor(cursor)
+    return f"{request.path}?{query.urlencode()}"
+
+
+@require_GET
+def task_list(request: HttpRequest) -> HttpResponse:
+    _operator(request)
+    form = TaskFilterForm(request.GET)
+    valid = form.is_valid()
+    task_id = form.cleaned_data.get("id", "").strip() if valid else ""
+    if task_id and store.get_many([task_id]):
+        return redirect("tasktrail:task_detail", task_id=task_id)
+    page = None
+    if valid and not task_id:
+        page = queries.page(form.task_filter(), PAGE_SIZE, form.cleaned_data["after"])
+    context = {
+        "form": form,
+        "page": page,
+        "missing_id": task_id,
+        "next_url": _page_url(request, page.next) if page and page.next else None,
+        "first_url": _page_url(request, None) if request.GET.get("after") else None,
+        "state_choices": sorted(states.BUILTIN_STATES | {states.PROGRESS}),
+    }
+    return _page(request, "tasktrail/dashboard/list.html", context)
+
+
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    """The current state of the tasks a page shows (``?id=..&id=..``): one query."""
+    if access.operator(viewer(request)) is access.Level.NONE:
+        return responses.not_found()
+    ids = request.GET.getlist("id")[:LIVE_LIMIT]
+    found = store.get_many([i for i in ids if 0 < len(i) <= 255])
+    return responses.json({"tasks": {i: present.live_row(r) for i, r in found.items()}})
+
+
+# CSRF is checked here whatever the project's middleware: these pages carry the
+# action forms (setting the token's cookie) and the actions themselves.
+@csrf_protect
+@require_GET
+def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
+    level = _operator(request)
+    try:
+        record = store.get(task_id)
+    except TaskNotFound:
+        raise Http404("not found") from None
+    history = store.history(task_id)
+    actions = audit.actions(task_id)
+    shown = access.snapshot(record, level)
+    context: dict[str, Any] = {
+        "task": record,
+        "shown": shown,
+        "staff": level is access.Level.STAFF,
+        "timeline": present.timeline(history, actions, record, timezone.now()),
+        "attempts": runs.from_history(history),
+        "children": queries.children(task_id),
+        "group": queries.group(record.group_id) if record.group_id else [],
+        "retry_links": _retry_links(actions),
+        "can_retry": record.ready,
+        "can_revoke": not record.ready or record.state == states.LOST,
+    }
+    for key in ("args", "kwargs", "result"):
+        if key in shown:
+            context[f"{key}_json"] = present.pretty(shown[key])
+    if record.progress and record.progress.meta:
+        context["meta_json"] = present.pretty(record.progress.meta)
+    return _page(request, "tasktrail/dashboard/detail.html", context)
+
+
+def _retry_links(actions: list[Any]) -> dict[str, list[str]]:
+    """The tasks this one was retried as, and the one it retries."""
+    links: dict[str, list[str]] = {"retried_as": [], "retry_of": []}
+    for action in actions:
+        if action.action == services.RETRY and "retry_id" in action.detail:
+            links["retried_as"].append(str(action.detail["retry_id"]))
+        elif action.action == services.RETRY_OF and "original_id" in action.detail:
+            links["retry_of"].append(str(action.detail["original_id"]))
+    return links
+
+
+def _actor(request: HttpRequest, task_id: str) -> Any:
+    """The operator allowed to act on ``task_id``: 404 for those who cannot see it,
+    403 for those who can but may not act."""
+    _operator(request)
+    user = viewer(request)
+    if not access.may_act(user):
+        raise PermissionDenied("you may not act on tasks")
+    return user
+
+
+def _confirm(request: HttpRequest, task_id: str, action: str, question: str) -> HttpResponse:
+    """The confirmation step a browser without JavaScript gets."""
+    context = {
+        "task_id": task_id,
+        "action_url": request.path,
+        "question": question,
+        "fields": {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"},
+        "action": action,
+    }
+    return _page(request, "tasktrail/dashboard/confirm.html", context)
+
+
+def _failed(request: HttpRequest, task_id: str, error: Exception, status: int) -> HttpResponse:
+    context = {"task_id": task_id, "error": str(error)}
+    response = _page(request, "tasktrail/dashboard/action_failed.html", context)
+    response.status_code = status
+    return response
+
+
+@csrf_protect
+@require_POST
+def retry(request: HttpRequest, task_id: str) -> HttpResponse:
+    user = _actor(request, task_id)
+    if request.POST.get(CONFIRMED) != "yes":
+        return _confirm(request, task_id, "Retry", "Send this task again, as a new task?")
+    try:
+        done = services.retry(task_id, user=user)
+    except TaskNotFound:
+        raise Http404("not found") from None
+    except services.ActionRefused as error:
+        return _failed(request, task_id, error, 409)
+    except BrokerError as error:
+        return _failed(request, task_id, error, 503)
+    messages.success(request, f"Task {task_id}: {done.message}", fail_silently=True)
+    return redirect("tasktrail:task_detail", task_id=done.new_task_id)
+
+
+@csrf_protect
+@require_POST
+def revoke(request: HttpRequest, task_id: str) -> HttpResponse:
+    user = _actor(request, task_id)
+    terminate = request.POST.get("terminate") == "yes"
+    if request.POST.get(CONFIRMED) != "yes":
+        verb = "Revoke and terminate" if terminate else "Revoke"
+        return _confirm(request, task_id, verb, f"{verb} this task?")
+    try:
+        done = services.revoke(task_id, terminate=terminate, user=user)
+    except TaskNotFound:
+        raise Http404("not found") from None
+    except BrokerError as error:
+        return _failed(request, task_id, error, 503)
+    messages.success(request, f"Task {task_id}: {done.message}", fail_silently=True)
+    return redirect("tasktrail:task_detail", task_id=task_id)

@@ -1,0 +1,107 @@
+"""The dashboard's queries on real rows: capped counts, buckets, percentiles, bounded scans."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tasktrail import store
+from tasktrail.store import overview, queries
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = timezone.now()
+
+
+def _write(*events: tuple[str, str, timedelta, dict[str, object]]) -> None:
+    for task_id, state, ago, values in events:
+        store.record(store.event(task_id, state, 1, NOW - ago, **values))
+    store.sync()
+
+
+def test_counts_nest_windows_and_say_when_a_cap_cut_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(
+        ("a", "SUCCESS", timedelta(minutes=1), {}),
+        ("b", "FAILURE", timedelta(minutes=2), {}),
+        ("c", "SUCCESS", timedelta(hours=3), {}),
+        ("d", "PENDING", timedelta(days=3), {}),
+        ("e", "SUCCESS", timedelta(days=9), {}),
+    )
+    counts = {c.window: c for c in overview.counts(NOW)}
+    assert counts["hour"].by_state == {"FAILURE": 1, "SUCCESS": 1}
+    assert counts["day"].by_state == {"FAILURE": 1, "SUCCESS": 2}
+    assert counts["week"].by_state == {"FAILURE": 1, "PENDING": 1, "SUCCESS": 2}
+    assert all(c.exact for c in counts.values())
+    monkeypatch.setattr(overview, "SAMPLE", 3)
+    capped = {c.window: c for c in overview.counts(NOW)}
+    assert (capped["hour"].total, capped["hour"].exact) == (2, True)
+    assert (capped["day"].total, capped["day"].exact) == (3, False)
+    assert (capped["week"].total, capped["week"].exact) == (3, False)
+
+
+def test_throughput_buckets_finished_tasks_and_failures() -> None:
+    _write(
+        ("ok1", "SUCCESS", timedelta(minutes=2, seconds=10), {}),
+        ("ok2", "SUCCESS", timedelta(minutes=2, seconds=20), {}),
+        ("bad", "FAILURE", timedelta(minutes=2, seconds=30), {}),
+        ("lost", "LOST", timedelta(minutes=10), {}),
+        ("run", "STARTED", timedelta(minutes=2), {}),
+        ("old", "SUCCESS", timedelta(hours=2), {}),
+    )
+    result = overview.throughput("hour", NOW)
+    assert len(result.buckets) == 60 and result.counted_from is None
+    busy = [b for b in result.buckets if b.finished]
+    assert sorted((b.finished, b.failed) for b in busy) == [(1, 1), (3, 1)]
+    assert sum(b.finished for b in result.buckets) == 4
+    assert next(b for b in busy if b.finished == 3).failure_rate == pytest.approx(1 / 3)
+
+
+def test_timings_are_percentiles_per_name() -> None:
+    for i in range(10):
+        sent = NOW - timedelta(minutes=30)
+        started = sent + timedelta(seconds=i + 1)
+        finished = started + timedelta(seconds=10 * (i + 1))
+        values = {"name": "app.t", "sent_at": sent, "started_at": started, "finished_at": finished}
+        _write((f"t{i}", "SUCCESS", timedelta(minutes=1), values))
+    [timing] = overview.timings(NOW)
+    assert (timing.name, timing.count) == ("app.t", 10)
+    assert timing.wait == {"p50": 5.0, "p90": 9.0, "p99": 10.0}
+    assert timing.run == {"p50": 50.0, "p90": 90.0, "p99": 100.0}
+
+
+def test_stuck_leaves_out_retries_waiting_for_their_countdown() -> None:
+    _write(
+        ("stuck", "PENDING", timedelta(hours=1), {}),
+        ("fresh", "PENDING", timedelta(minutes=1), {}),
+        ("later", "RETRY", timedelta(hours=1), {"next_retry_at": NOW + timedelta(hours=1)}),
+        ("overdue", "RETRY", timedelta(hours=1), {"next_retry_at": NOW - timedelta(minutes=30)}),
+    )
+    assert [t.id for t in overview.stuck(NOW)] == ["overdue", "stuck"]
+
+
+def test_a_filtered_page_scans_a_bounded_stretch_then_searches_on() -> None:
+    # Ten tasks, newest first; only the 2nd and 9th failed.
+    _write(
+        *(
+            (f"k{i}", "FAILURE" if i in (1, 8) else "SUCCESS", timedelta(seconds=i), {})
+            for i in range(10)
+        )
+    )
+    where = queries.TaskFilter(state="FAILURE")
+    first = queries.page(where, limit=5, scan=4)
+    assert [t.id for t in first.tasks] == ["k1"] and first.scan_stopped
+    second = queries.page(where, limit=5, after=first.next, scan=4)
+    assert second.tasks == [] and second.scan_stopped
+    third = queries.page(where, limit=5, after=second.next, scan=4)
+    assert [t.id for t in third.tasks] == ["k8"]
+    assert third.next is None and not third.scan_stopped
+
+
+def test_cursors_round_trip_and_reject_garbage() -> None:
+    cursor = (NOW, "id,with,commas")
+    assert queries.parse_cursor(queries.format_cursor(cursor)) == cursor
+    for bad in ("", "nonsense", f"{NOW.isoformat()},", "2026-01-01T00:00:00,naive"):
+        with pytest.raises(ValueError, match=r"isoformat|bad cursor"):
+            queries.parse_cursor(bad)
