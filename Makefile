@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: demo test lint bench install
+.PHONY: demo test lint bench install docs
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "tasktrail needs Python >= 3.12 on PATH"; exit 1; }
@@ -38,3 +38,7 @@ lint: install
 
 bench: install
 	$(PY) -m bench $(ARGS)
+
+# The documentation site (docs/, mkdocs.yml) into build/site; warnings and broken links fail it.
+docs: install
+	$(VENV)/bin/mkdocs build --strict

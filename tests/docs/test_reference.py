@@ -1,0 +1,151 @@
+"""The reference pages match the code: settings and their defaults, JSON keys, CLI output."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+import shlex
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tasktrail import access, conf, store
+from tasktrail.management.commands.tasktrail import Command
+
+from .pages import DOCS, all_blocks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit, size in (("day", 86400), ("min", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''}"
+    return f"{round(seconds * 1000)} ms"
+
+
+def documented_default(value: Any) -> str:
+    """How settings.md writes a default: what its Default cell starts with."""
+    if isinstance(value, timedelta):
+        return _duration(value)
+    if isinstance(value, frozenset):
+        return ", ".join(f"`{v}`" for v in sorted(value))
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value}`"
+
+
+def test_settings_table_matches_conf() -> None:
+    rows = {}
+    for line in (DOCS / "reference" / "settings.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`[A-Z_]+`", cells[0]):
+            assert cells[0] not in rows, f"{cells[0]} is documented twice"
+            rows[cells[0].strip("`")] = cells[1]
+    fields = {f.name: f.default for f in dataclasses.fields(conf.Settings)}
+    assert sorted(rows) == sorted(fields), "settings.md lists other settings than conf.py"
+    for name, default in fields.items():
+        assert rows[name].startswith(documented_default(default)), (
+            f"settings.md: {name} defaults to {documented_default(default)}, not {rows[name]}"
+        )
+
+
+EAGER_TASKS = ("tests.testapp.tasks.boom", "tests.testapp.tasks.reports_progress")
+
+
+def _task(failing: bool = False) -> str:
+    from tests.testapp.celeryapp import app
+
+    task = app.tasks[EAGER_TASKS[0 if failing else 1]]
+    result = task.apply(args=("disk full",) if failing else (2, 0.0))
+    store.sync()
+    return result.id
+
+
+@pytest.fixture
+def eager_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the tasks themselves: Celery copies task_store_eager_result into each task
+    # when the app binds it, which another test may already have made happen.
+    from tests.testapp.celeryapp import app
+
+    for name in EAGER_TASKS:
+        monkeypatch.setattr(app.tasks[name], "store_eager_result", True)
+
+
+@pytest.mark.usefixtures("eager_store")
+def test_status_json_keys_match_the_code() -> None:
+    real = {
+        "viewer": set(access.snapshot(store.get(_task()), access.Level.VIEWER)),
+        "staff": set(access.snapshot(store.get(_task(failing=True)), access.Level.STAFF)),
+    }
+    blocks = [b for b in all_blocks("json") if b.kind == "json"]
+    assert blocks
+    for block in blocks:
+        _, level = block.arg.split()
+        assert set(json.loads(block.code)) == real[level], block.where
+
+
+def test_json_samples_parse() -> None:
+    for block in all_blocks("json"):
+        json.loads(block.code)
+
+
+def _commands() -> list[tuple[str, list[str], str]]:
+    """Each ``$ python manage.py tasktrail ...`` line of a console sample, and its output."""
+    found = []
+    for block in all_blocks("console"):
+        lines = block.code.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("$ python manage.py tasktrail "):
+                command = line.removeprefix("$ ").split(";")[0].split("  #")[0]
+                output = []
+                for rest in lines[i + 1 :]:
+                    if rest.startswith("$ "):
+                        break
+                    output.append(rest)
+                found.append((block.where, shlex.split(command)[3:], "\n".join(output)))
+    return found
+
+
+def test_documented_command_lines_parse() -> None:
+    parser = Command().create_parser("manage.py", "tasktrail")
+    parser.exit_on_error = False
+    for where, argv, output in _commands():
+        if argv[0] == "SUBCOMMAND":
+            continue
+        try:
+            parser.parse_args(argv)
+        except (CommandError, SystemExit):
+            assert "error:" in output, f"{where}: {argv} does not parse"
+
+
+def _shape(output: str, subcommand: str) -> list[str]:
+    lines = [line for line in output.splitlines() if line.strip()]
+    if subcommand == "status":
+        return [re.split(r"\s{2,}", line)[0] for line in lines[:16]]
+    if subcommand in {"list", "stats", "workers"}:
+        return lines[0].split()
+    return lines[0].split()[:1]
+
+
+@pytest.mark.usefixtures("eager_store")
+def test_cli_output_has_the_documented_shape() -> None:
+    task_id = _task()
+    for where, argv, output in _commands():
+        if "--json" in argv or "rror:" in output or argv[0] in {"SUBCOMMAND", "watch"}:
+            continue
+        if argv[0] == "status":
+            argv = ["status", task_id]
+        out = io.StringIO()
+        try:
+            call_command("tasktrail", *argv, stdout=out)
+        except CommandError:
+            continue  # an unknown id: the message is checked by tests/cli
+        assert _shape(out.getvalue(), argv[0]) == _shape(output, argv[0]), where
