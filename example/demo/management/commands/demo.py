@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
@@ -23,6 +25,7 @@ WORKER_GRACE = 10.0
 WEB_GRACE = 5.0
 LOG_TAIL_LINES = 40
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+OPERATOR = "operator"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -35,6 +38,17 @@ def _setup() -> str:
     name = connection.settings_dict["NAME"]
     broker = maybe_sanitize_url(app.conf.broker_url)
     return f"database {connection.vendor} {name}, broker {broker}"
+
+
+def _operator_password() -> str:
+    """A staff account for the dashboard, with a new password every run: printed, so
+    whoever started the demo (and no one else) can log in."""
+    user, _ = get_user_model().objects.get_or_create(username=OPERATOR)
+    password = secrets.token_urlsafe(9)
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return password
 
 
 def _tail(path: Path) -> str:
@@ -73,8 +87,11 @@ class Command(BaseCommand):
         try:
             if not processes.wait_listening(web, port):
                 raise CommandError(f"the web server did not start on port {port}")
+            site = f"http://{processes.HOST}:{port}"
+            self.stdout.write(self.style.SUCCESS(f"\n  tasktrail demo: {site}/"))
             self.stdout.write(
-                self.style.SUCCESS(f"\n  tasktrail demo: http://{processes.HOST}:{port}/")
+                f"  dashboard:      {site}/tasktrail/ "
+                f"(log in as {OPERATOR}, password {_operator_password()})"
             )
             self.stdout.write(f"  {_setup()}\n  Ctrl-C to stop.\n")
             while worker.poll() is None and web.poll() is None:
