@@ -60,10 +60,18 @@ def test_settings_table_matches_conf() -> None:
 EAGER_TASKS = ("tests.testapp.tasks.boom", "tests.testapp.tasks.reports_progress")
 
 
-def _task(failing: bool = False) -> str:
+def _app() -> Any:
+    """The tasks' own app, with them registered: a shared task resolves through the
+    current app, which another test may have changed."""
+    from tests.testapp import tasks
     from tests.testapp.celeryapp import app
 
-    task = app.tasks[EAGER_TASKS[0 if failing else 1]]
+    assert tasks.boom.name in app.tasks
+    return app
+
+
+def _task(failing: bool = False) -> str:
+    task = _app().tasks[EAGER_TASKS[0 if failing else 1]]
     result = task.apply(args=("disk full",) if failing else (2, 0.0))
     store.sync()
     return result.id
@@ -73,10 +81,8 @@ def _task(failing: bool = False) -> str:
 def eager_store(monkeypatch: pytest.MonkeyPatch) -> None:
     # On the tasks themselves: Celery copies task_store_eager_result into each task
     # when the app binds it, which another test may already have made happen.
-    from tests.testapp.celeryapp import app
-
     for name in EAGER_TASKS:
-        monkeypatch.setattr(app.tasks[name], "store_eager_result", True)
+        monkeypatch.setattr(_app().tasks[name], "store_eager_result", True)
 
 
 @pytest.mark.usefixtures("eager_store")
