@@ -7,12 +7,15 @@ Tasks run eagerly here (``apply()``), through Celery's own retry code; the worke
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from celery import Celery
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from tasktrail import conf
 from tasktrail.celery import retry
@@ -150,3 +153,24 @@ def test_a_task_can_opt_out(app: Celery) -> None:
     retry.apply(app)
     assert plain.max_retries == 3 and plain.default_retry_delay == 180
     assert retry.max_retries(plain) == 3
+
+
+def test_an_attempt_that_retries_ends_when_its_retry_is_sent() -> None:
+    # Celery sends the retry, then reports it (mark_as_retry, task_retry): by then the
+    # next attempt may have started in another process, so the report's own time would
+    # make the two attempts overlap.
+    from celery import signals
+
+    import tasktrail
+    from tasktrail import store
+    from tasktrail.celery import recorder
+
+    store.record(store.event("retried", "STARTED", 1, timezone.now(), name="t"))
+    signals.before_task_publish.send(sender="t", headers={"id": "retried", "retries": 1})
+    sent = timezone.now()
+    time.sleep(0.05)
+    request = SimpleNamespace(retries=0)  # the first attempt's
+    recorder.outcome("retried", "RETRY", OSError("disk"), {"exc": "disk"}, None, request, None)
+    store.sync()
+    ended = tasktrail.history("retried")[-1]
+    assert ended.state == "RETRY" and ended.at <= sent

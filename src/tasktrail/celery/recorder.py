@@ -415,6 +415,20 @@ def rejected(app: Any, message: Any, exc: BaseException | None, hostname: str) -
     settled(app, task_id, name, states.FAILURE, error, attempt, name=name, worker=hostname)
 
 
+#: When this process sent each task's retry: the moment the attempt ended. Celery reports
+#: the retry (``mark_as_retry``, ``task_retry``) only after sending it, when the next
+#: attempt may already have started in another process.
+_retry_sent: dict[str, datetime] = {}
+_RETRY_SENT_MAX = 10_000
+
+
+def retry_sending(task_id: str) -> None:
+    if len(_retry_sent) >= _RETRY_SENT_MAX:
+        # Only retries whose report never came are left; their times do not matter.
+        _retry_sent.clear()
+    _retry_sent[task_id] = timezone.now()
+
+
 def _record_outcome(
     task_id: str,
     state: str,
@@ -425,7 +439,8 @@ def _record_outcome(
     expires_after: timedelta | None,
     fields: dict[str, Any],
 ) -> None:
-    now = timezone.now()
+    now = _retry_sent.get(task_id) if state == states.RETRY else None
+    now = now or timezone.now()
     detail: dict[str, Any] | None = None
     if isinstance(value, BaseException) or state in states.EXCEPTION_STATES:
         exc = value if isinstance(value, BaseException) else None
@@ -446,7 +461,7 @@ def _record_outcome(
 
 def retry_scheduled(request: Any, when: datetime | float | None) -> None:
     """The retry signal adds what the RETRY result lacks: when the next attempt runs."""
-    now = timezone.now()
+    now = _retry_sent.pop(request.id, None) or timezone.now()
     if isinstance(when, int | float):
         when = now + timedelta(seconds=when)
     elif isinstance(when, datetime) and timezone.is_naive(when):

@@ -38,6 +38,11 @@ def _stamp_owner(headers: dict[str, Any] | None = None, **_: Any) -> None:
         headers[owner.HEADER] = pk
 
 
+def _sending(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None and headers.get("retries") and isinstance(headers.get("id"), str):
+        recorder.retry_sending(headers["id"])
+
+
 def _published(
     sender: Any = None,
     body: Any = None,
@@ -151,6 +156,7 @@ def connect() -> None:
     """Subscribe to Celery's signals; idempotent (weak=False keeps the handlers alive)."""
     for signal, handler in (
         (signals.before_task_publish, _stamp_owner),
+        (signals.before_task_publish, _sending),
         (signals.after_task_publish, _published),
         (signals.task_received, _received),
         (signals.task_prerun, _prerun),
