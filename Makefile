@@ -28,7 +28,8 @@ demo: install
 test: install
 	$(VENV)/bin/pytest -m "not integration" $(ARGS)
 	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py \
-		tests/unit/test_workers.py tests/unit/test_expiry.py tests/integration $(ARGS)
+		tests/unit/test_workers.py tests/unit/test_expiry.py tests/dashboard/test_store.py \
+		tests/bench tests/integration $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

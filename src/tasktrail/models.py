@@ -87,12 +87,19 @@ class Task(models.Model):
             # The dashboard's list (keyset on updated_at, task_id) and its bounded
             # aggregates (recent tasks by state, throughput, timings).
             models.Index(fields=["updated_at", "task_id"], name="tasktrail_task_updated"),
-            # Tasks not settled yet, for the dashboard's stuck and lost lists; partial,
-            # so a task leaves it when it ends and the index stays small.
+            # The same key over tasks not finished, and over those that ended without a
+            # result: the stuck list and the task list filtered by such a state read
+            # them in order. Partial, so finished tasks leave the first and successes
+            # never enter the second.
             models.Index(
-                fields=["rank", "updated_at"],
-                name="tasktrail_task_unsettled",
-                condition=models.Q(rank__lt=states.RANK_DONE),
+                fields=["updated_at", "task_id"],
+                name="tasktrail_task_unfinished",
+                condition=models.Q(rank__lt=states.RANK_LOST),
+            ),
+            models.Index(
+                fields=["updated_at", "task_id"],
+                name="tasktrail_task_unsuccessful",
+                condition=models.Q(state__in=states.UNSUCCESSFUL),
             ),
         ]
 

@@ -82,14 +82,14 @@ def test_stuck_leaves_out_retries_waiting_for_their_countdown() -> None:
 
 
 def test_a_filtered_page_scans_a_bounded_stretch_then_searches_on() -> None:
-    # Ten tasks, newest first; only the 2nd and 9th failed.
+    # Ten tasks, newest first; only the 2nd and 9th are "rare".
     _write(
         *(
-            (f"k{i}", "FAILURE" if i in (1, 8) else "SUCCESS", timedelta(seconds=i), {})
+            (f"k{i}", "SUCCESS", timedelta(seconds=i), {"name": "rare" if i in (1, 8) else "busy"})
             for i in range(10)
         )
     )
-    where = queries.TaskFilter(state="FAILURE")
+    where = queries.TaskFilter(name="rare")
     first = queries.page(where, limit=5, scan=4)
     assert [t.id for t in first.tasks] == ["k1"] and first.scan_stopped
     second = queries.page(where, limit=5, after=first.next, scan=4)
@@ -99,9 +99,45 @@ def test_a_filtered_page_scans_a_bounded_stretch_then_searches_on() -> None:
     assert third.next is None and not third.scan_stopped
 
 
+@pytest.mark.parametrize("state", ["FAILURE", "PENDING"])
+def test_a_state_with_an_index_of_its_own_fills_its_pages_without_a_scan(state: str) -> None:
+    # Every third task is in ``state``; a scan of 4 rows would stop short of them.
+    _write(
+        *(
+            (f"s{i}", state if i % 3 == 0 else "SUCCESS", timedelta(seconds=i), {})
+            for i in range(12)
+        )
+    )
+    where = queries.TaskFilter(state=state)
+    first = queries.page(where, limit=2, scan=4)
+    assert [t.id for t in first.tasks] == ["s0", "s3"] and not first.scan_stopped
+    second = queries.page(where, limit=2, after=first.next, scan=4)
+    assert [t.id for t in second.tasks] == ["s6", "s9"]
+    assert second.next is None and not second.scan_stopped
+
+
 def test_cursors_round_trip_and_reject_garbage() -> None:
     cursor = (NOW, "id,with,commas")
     assert queries.parse_cursor(queries.format_cursor(cursor)) == cursor
     for bad in ("", "nonsense", f"{NOW.isoformat()},", "2026-01-01T00:00:00,naive"):
         with pytest.raises(ValueError, match=r"isoformat|bad cursor"):
             queries.parse_cursor(bad)
+
+
+def test_a_large_list_is_counted_by_the_planners_estimate_a_small_one_exactly() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bench import bulkload
+    from tasktrail.models import Task
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the estimate is PostgreSQL's; run with TT_DB=postgres")
+    with connection.cursor() as cursor:
+        bulkload.load(cursor, bulkload.Spec(tasks=20_000, history_every=0))  # then ANALYZE
+    with CaptureQueriesContext(connection) as ran:
+        estimate = queries.count(Task.objects.all())
+    assert 15_000 < estimate < 25_000
+    assert not any("COUNT(" in q["sql"].upper() for q in ran.captured_queries)
+    failed = Task.objects.filter(state="FAILURE")
+    assert queries.count(failed) == failed.count() > 0  # few: counted exactly

@@ -10,8 +10,10 @@ Indexes (see ``tasktrail.models.Task.Meta``):
 - ``tasktrail_task_updated`` ``(updated_at, task_id)``: :func:`counts`,
   :func:`throughput`, :func:`timings` (read backwards from ``now``).
 - ``tasktrail_task_running`` (partial: running tasks): :func:`running`.
-- ``tasktrail_task_unsettled`` ``(rank, updated_at)`` (partial: not yet done):
-  :func:`stuck`, :func:`lost`.
+- ``tasktrail_task_unfinished`` ``(updated_at, task_id)`` (partial: not done, not
+  lost): :func:`stuck`.
+- ``tasktrail_task_unsuccessful`` ``(updated_at, task_id)`` (partial: failed, revoked,
+  lost): :func:`lost`.
 """
 
 from __future__ import annotations
@@ -266,5 +268,6 @@ def stuck(now: datetime, limit: int = LIST_LIMIT) -> list[TaskRecord]:
 
 def lost(limit: int = LIST_LIMIT) -> list[TaskRecord]:
     """Tasks whose worker died under them, most recent first."""
-    rows = _tasks().filter(rank=states.RANK_LOST)
+    # By state, not rank (the same rows): the index of unsuccessful tasks serves it.
+    rows = _tasks().filter(state=states.LOST)
     return _records(rows.order_by("-updated_at", "-task_id")[:limit])

@@ -2,10 +2,11 @@
 
 Lists use keyset pagination on ``(updated_at, task_id)``, served by the index
 ``tasktrail_task_updated`` read backwards, so no page counts or sorts the whole table.
-A filter no index serves (state, name, queue, owner) is checked row by row along that
-index, at most :data:`SCAN` rows per page: a page short of matches ends where the scan
-stopped, and its cursor continues the search from there. (Counts by state and other
-aggregates: :mod:`tasktrail.store.overview`.)
+A state filter for tasks not finished or unsuccessful has a partial index of its own
+(:meth:`TaskFilter.indexed`). Any other filter (name, queue, owner, ``SUCCESS``) is
+checked row by row along the index, at most :data:`SCAN` rows per page: a page short of
+matches ends where the scan stopped, and its cursor continues the search from there.
+(Counts by state and other aggregates: :mod:`tasktrail.store.overview`.)
 
 Ordered by last update, a task that changes while someone pages moves to the top: it
 is never listed twice, but a later page misses it.
@@ -14,12 +15,14 @@ is never listed twice, but a later page misses it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 from typing import Any
 
+from django.db import connections
 from django.db.models import Q, QuerySet
 
-from .. import conf
+from .. import conf, states
 from ..records import TaskRecord
 from . import _record, sync
 
@@ -66,6 +69,16 @@ class TaskFilter:
             if value is not None:
                 where &= Q(**{field: value})
         return where
+
+    def indexed(self) -> Q | None:
+        """The condition of a partial index that serves this filter in list order, if
+        one does: a state filter alone, for tasks not finished (``WHERE rank < 90``)
+        or failed (``WHERE state IN (...)``). Such a page is complete, not scanned."""
+        if self.state is None or any((self.name, self.queue, self.owner_id is not None)):
+            return None
+        if states.rank(self.state) < states.RANK_LOST:
+            return Q(rank__lt=states.RANK_LOST)
+        return Q() if self.state in states.UNSUCCESSFUL else None
 
     def period(self) -> Q:
         """The conditions the ``updated_at`` index serves."""
@@ -115,7 +128,17 @@ def _older(rows: QuerySet[Any], after: Cursor | None) -> QuerySet[Any]:
     if after is None:
         return rows
     at, task_id = after
-    return rows.filter(Q(updated_at__lt=at) | Q(updated_at=at, task_id__lt=task_id))
+    # The redundant ``updated_at <= at`` is what an index can range over; the OR alone
+    # made PostgreSQL scan everything older (3.3 s for a later page at 10 M rows).
+    older = Q(updated_at__lt=at) | Q(updated_at=at, task_id__lt=task_id)
+    return rows.filter(Q(updated_at__lte=at) & older)
+
+
+def _not_older(rows: QuerySet[Any], end: Cursor) -> QuerySet[Any]:
+    at, task_id = end
+    return rows.filter(
+        Q(updated_at__gte=at) & (Q(updated_at__gt=at) | Q(updated_at=at, task_id__gte=task_id))
+    )
 
 
 def _newest_first(rows: QuerySet[Any]) -> QuerySet[Any]:
@@ -138,9 +161,12 @@ def page(where: TaskFilter, limit: int, after: Cursor | None = None, scan: int =
 
     sync()  # this process's own buffered writes belong in the list
     rows = _older(Task.objects.using(_alias()).filter(where.q()), after)
-    end = _scan_end(where, after, scan) if where.columns() else None
+    served = where.indexed()
+    if served is not None:
+        rows = rows.filter(served)
+    end = _scan_end(where, after, scan) if where.columns() and served is None else None
     if end is not None:
-        rows = rows.filter(Q(updated_at__gt=end[0]) | Q(updated_at=end[0], task_id__gte=end[1]))
+        rows = _not_older(rows, end)
     # One row more than asked tells whether another page exists, without a COUNT.
     found = list(_newest_first(rows)[: limit + 1])
     tasks = [_record(r) for r in found[:limit]]
@@ -198,3 +224,30 @@ def worker_status(row: Any, now: datetime) -> WorkerStatus:
         reserved=row.reserved,
         alive=row.stopped_at is None and row.silent_after >= now,
     )
+
+
+#: Below this many rows (by the planner's estimate) a list is counted exactly.
+EXACT_COUNT_BELOW = 10_000
+
+
+def count(rows: QuerySet[Any]) -> int:
+    """How many rows ``rows`` holds: exact for small results, PostgreSQL's estimate for
+    large ones, where ``COUNT(*)`` would scan millions of rows (0.7 s at 10 M tasks)."""
+    estimate = _estimate(rows)
+    return estimate if estimate is not None and estimate >= EXACT_COUNT_BELOW else rows.count()
+
+
+def _estimate(rows: QuerySet[Any]) -> int | None:
+    connection = connections[rows.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        if not rows.query.where:
+            table = rows.model._meta.db_table
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+            return int(cursor.fetchone()[0])  # -1 before the first ANALYZE
+        sql, params = rows.query.sql_with_params()
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])

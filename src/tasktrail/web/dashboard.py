@@ -34,7 +34,8 @@ from .views import viewer
 PAGE_SIZE = 50
 #: Most rows one live update asks for (a page's worth, and some).
 LIVE_LIMIT = 100
-DEFAULT_WINDOW = "day"
+# The last hour, in 1-minute bars: what an operator opening the page wants to see first.
+DEFAULT_WINDOW = "hour"
 CONFIRMED = "confirmed"
 
 
