@@ -139,6 +139,22 @@ def test_failure_keeps_type_message_and_traceback() -> None:
     assert record.error.traceback and "tasks.py" in record.error.traceback
 
 
+def test_a_task_waiting_behind_busy_pool_processes_is_received() -> None:
+    # Both pool processes busy: the next task waits in the worker's prefetch buffer,
+    # and its RECEIVED is written once it has waited RECEIVED_AFTER.
+    busy = [tasks.sleepy.delay(1.5) for _ in range(2)]
+    for result in busy:
+        wait_for(result.id, lambda r: r.state == "STARTED")
+    waiting = tasks.add.delay(2, 3)
+    record = wait_for(waiting.id, lambda r: r.state == "RECEIVED", timeout=5)
+    assert record.received_at is not None and record.started_at is None
+    assert waiting.get(timeout=20) == 5
+    done = tasktrail.get(waiting.id)
+    assert done.received_at and done.started_at and done.received_at < done.started_at
+    states = [t.state for t in tasktrail.history(waiting.id)]
+    assert states == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
+
+
 def test_revoked_before_it_runs() -> None:
     result = tasks.add.apply_async((1, 2), countdown=60)
     wait_for(result.id, lambda r: r.state == "RECEIVED")

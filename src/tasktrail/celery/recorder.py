@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -187,17 +188,19 @@ def published(headers: dict[str, Any], body: Any, routing_key: str, max_retries:
 
 
 def received(request: Any) -> None:
-    """``request`` is the worker's ``Request``; its context carries the message headers."""
-    now = timezone.now()
-    context = request._context
-    if _attempt(context) > 1 and request.eta:
+    """``request`` is the worker's ``Request``; its context carries the message headers.
+
+    Runs in the worker's main process, the pool's only dispatcher, for every task: the
+    common case (no ETA) costs a deque append.
+    """
+    if not request.eta:
+        _held.hold(request)
+        return
+    if _attempt(request._context) > 1:
         # A retry held for its countdown: RETRY with its next_retry_at says more
         # than RECEIVED would, so the record keeps it until the attempt starts.
         return
-    if request.eta:
-        _record_received(request, now)
-    else:
-        _held.hold(request, now)
+    _record_received(request, timezone.now())
 
 
 def _record_received(request: Any, at: datetime) -> None:
@@ -211,38 +214,38 @@ class _HeldReceipts:
     """RECEIVED events held back in the worker's main process for ``RECEIVED_AFTER``.
 
     Most tasks start within milliseconds of being received, and their STARTED makes
-    a RECEIVED redundant; writing one anyway costs the main process (the pool's only
-    dispatcher) CPU on every task. A task still waiting after the delay, in the
-    prefetch buffer behind busy pool processes, gets its RECEIVED with the time it
-    was really received.
+    a RECEIVED redundant; writing one anyway costs the main process CPU on every task.
+    A task still waiting after the delay, in the prefetch buffer behind busy pool
+    processes, gets its RECEIVED with the time it was really received.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[str, tuple[Any, datetime]] = {}
+        # In order of arrival, so the due ones are at the left; append and popleft
+        # are atomic, so neither side takes a lock.
+        self._held: collections.deque[tuple[float, Any]] = collections.deque()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
-    def hold(self, request: Any, at: datetime) -> None:
-        with self._lock:
-            self._held[request.id] = (request, at)
-            if self._thread is None:
-                self._thread = start_daemon(self._run, "tasktrail-received")
+    def hold(self, request: Any) -> None:
+        self._held.append((time.time(), request))
+        if self._thread is None:
+            with self._starting:
+                if self._thread is None:
+                    self._thread = start_daemon(self._run, "tasktrail-received")
 
     def _run(self) -> None:
         from celery.worker import state as worker_state
 
         while True:
-            delay = conf.get().RECEIVED_AFTER
-            time.sleep(delay.total_seconds())
-            cutoff = timezone.now() - delay
-            with self._lock:
-                due = [(r, at) for r, at in self._held.values() if at <= cutoff]
-                for request, _ in due:
-                    del self._held[request.id]
-            for request, at in due:
+            delay = conf.get().RECEIVED_AFTER.total_seconds()
+            time.sleep(delay)
+            cutoff = time.time() - delay
+            while self._held and self._held[0][0] <= cutoff:
+                at, request = self._held.popleft()
                 # Still known to the worker and not yet handed to a pool process.
                 if request.id in worker_state.requests and request.time_start is None:
-                    _record_received(request, at)
+                    waited = timedelta(seconds=time.time() - at)
+                    _record_received(request, timezone.now() - waited)
 
 
 _held = _HeldReceipts()
