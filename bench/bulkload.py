@@ -35,6 +35,9 @@ from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any, Final
 
+from tasktrail import states
+from tasktrail.store.sql import HISTORY_TABLE, TASK_TABLE
+
 #: Bump when the generated data changes shape: a stored data set of another version
 #: is reloaded.
 VERSION: Final = 1
@@ -43,8 +46,6 @@ IN_FLIGHT: Final = 6000
 USERS: Final = 500
 GROUP_SIZE: Final = 20
 CHUNK: Final = 500_000
-TASK_TABLE: Final = "tasktrail_task"
-HISTORY_TABLE: Final = "tasktrail_transition"
 META_TABLE: Final = "bench_dataset"
 
 # name, queue, weight, typical run time (s), max_retries (None: not retried)
@@ -101,16 +102,7 @@ FLAKY_STATES: Final = (
     ("FAILURE", 0.15),
     ("SUCCESS", 0.8368),
 )
-RANKS: Final = {
-    "PENDING": 0,
-    "RECEIVED": 10,
-    "STARTED": 20,
-    "RETRY": 40,
-    "LOST": 90,
-    "SUCCESS": 100,
-    "FAILURE": 100,
-    "REVOKED": 100,
-}
+RANKS: Final = {state: states.rank(state) for state in states.BUILTIN_STATES}
 _TRACEBACK: Final = (
     "Traceback (most recent call last):\n"
     '  File "/srv/app/.venv/lib/python3.13/site-packages/celery/app/trace.py", line 453, '
