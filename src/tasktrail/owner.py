@@ -55,3 +55,12 @@ def lookup(text: str) -> Any:
     if text.isdigit():
         return int(text)
     raise ValueError(f"unknown user {text[:60]!r}: give a username or a user id")
+
+
+def username(pk: Any) -> str | None:
+    """The username of the user ``pk``, or ``None`` for no such user (any more)."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()._default_manager
+    found = users.filter(pk=pk).values_list(users.model.USERNAME_FIELD, flat=True)
+    return str(found[0]) if found else None

@@ -123,6 +123,8 @@ def test_filters_combine(staff: object, users: dict[str, User]) -> None:
     since = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
     assert "t-owned" not in listed(f"since={since}") and len(listed(f"since={since}")) == 12
     assert listed(f"until={since}") == ["t-owned"]
+    detail = staff.get("/tasktrail/tasks/t-owned/detail/").content.decode()  # type: ignore[attr-defined]
+    assert f"plain (id {users['plain'].pk})" in detail
 
 
 def test_bad_filters_are_reported_not_used(staff: object) -> None:

@@ -42,10 +42,16 @@ def test_counts_nest_windows_and_say_when_a_cap_cut_them(monkeypatch: pytest.Mon
 
 
 def test_throughput_buckets_finished_tasks_and_failures() -> None:
+    # Three tasks inside one minute's bucket (buckets start on the minute).
+    minute = NOW.replace(second=0, microsecond=0) - timedelta(minutes=3)
+
+    def into_it(seconds: int) -> timedelta:
+        return NOW - (minute + timedelta(seconds=seconds))
+
     _write(
-        ("ok1", "SUCCESS", timedelta(minutes=2, seconds=10), {}),
-        ("ok2", "SUCCESS", timedelta(minutes=2, seconds=20), {}),
-        ("bad", "FAILURE", timedelta(minutes=2, seconds=30), {}),
+        ("ok1", "SUCCESS", into_it(10), {}),
+        ("ok2", "SUCCESS", into_it(20), {}),
+        ("bad", "FAILURE", into_it(30), {}),
         ("lost", "LOST", timedelta(minutes=10), {}),
         ("run", "STARTED", timedelta(minutes=2), {}),
         ("old", "SUCCESS", timedelta(hours=2), {}),

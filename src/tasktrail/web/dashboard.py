@@ -190,6 +190,7 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         "children": queries.children(task_id),
         "group": queries.group(record.group_id) if record.group_id else [],
         "retry_links": _retry_links(actions),
+        "owner_name": None if record.owner_id is None else owner.username(record.owner_id),
         "can_retry": record.ready,
         "can_revoke": not record.ready or record.state == states.LOST,
     }

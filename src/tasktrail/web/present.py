@@ -43,8 +43,9 @@ class Chart:
     width: int
     height: int
     bars: list[Bar]
-    #: The failure rate as an SVG polyline ("x,y x,y ..."), over buckets with tasks.
-    rate_points: str
+    #: The failure rate as SVG polylines ("x,y x,y ..."), one per run of buckets with
+    #: finished tasks: a bucket with none has no rate, so the line breaks there.
+    rate_lines: list[str]
     peak: int
     first: datetime | None
     last: datetime | None
@@ -60,7 +61,8 @@ def chart(throughput: Throughput) -> Chart:
     peak = max((b.finished for b in buckets), default=0)
     step = CHART_WIDTH / max(1, len(buckets))
     scale = CHART_HEIGHT / max(1, peak)
-    bars, points = [], []
+    bars: list[Bar] = []
+    runs: list[list[tuple[float, float]]] = [[]]
     for i, b in enumerate(buckets):
         x = i * step
         height, failed = b.finished * scale, b.failed * scale
@@ -76,14 +78,16 @@ def chart(throughput: Throughput) -> Chart:
                 title,
             )
         )
-        if b.failure_rate is not None:
-            y = CHART_HEIGHT * (1 - b.failure_rate)
-            points.append(f"{round(x + step / 2, 2)},{round(y, 2)}")
+        if b.failure_rate is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append((x + step / 2, CHART_HEIGHT * (1 - b.failure_rate)))
     return Chart(
         CHART_WIDTH,
         CHART_HEIGHT,
         bars,
-        " ".join(points),
+        [_polyline(run, step) for run in runs if run],
         peak,
         buckets[0].start if buckets else None,
         buckets[-1].start + throughput.bucket if buckets else None,
@@ -91,6 +95,14 @@ def chart(throughput: Throughput) -> Chart:
         sum(b.finished for b in buckets),
         sum(b.failed for b in buckets),
     )
+
+
+def _polyline(points: list[tuple[float, float]], step: float) -> str:
+    if len(points) == 1:
+        # A lone bucket's rate as a short level line across its bar, so it shows.
+        (x, y) = points[0]
+        points = [(x - step / 3, y), (x + step / 3, y)]
+    return " ".join(f"{round(x, 2)},{round(y, 2)}" for x, y in points)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
