@@ -10,17 +10,6 @@ from celery.result import AsyncResult
 import tasktrail
 
 
-def _progress(progress: tasktrail.Progress | None) -> dict[str, Any] | None:
-    if progress is None:
-        return None
-    return {
-        "current": progress.current,
-        "total": progress.total,
-        "percent": progress.percent,
-        "message": progress.message,
-    }
-
-
 def task_status(task_id: str) -> dict[str, Any]:
     """Celery's status plus tasktrail's record; raises :class:`tasktrail.TaskNotFound`.
 
@@ -36,7 +25,7 @@ def task_status(task_id: str) -> dict[str, Any]:
         "phase": record.phase,
         "attempt": record.attempt,
         "retries_left": record.retries_left,
-        "progress": _progress(record.progress),
+        "progress": record.progress and record.progress.as_json(),
         "result": record.result if record.state == states.SUCCESS else None,
         "error": None if error is None else {"type": error.type, "message": error.message},
     }

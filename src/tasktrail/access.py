@@ -22,7 +22,7 @@ from django.core import signing
 
 from . import conf, notify, states, store
 from .exceptions import TaskNotFound
-from .records import Progress, TaskRecord
+from .records import TaskRecord
 
 _SALT = "tasktrail.link"
 #: Acting on tasks (retry, revoke) on the dashboard and in the admin needs this.
@@ -111,18 +111,6 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _progress(progress: Progress | None) -> dict[str, Any] | None:
-    if progress is None:
-        return None
-    return {
-        "current": progress.current,
-        "total": progress.total,
-        "percent": progress.percent,
-        "message": progress.message,
-        "meta": progress.meta,
-    }
-
-
 def snapshot(record: TaskRecord, allowed: Level) -> dict[str, Any]:
     """The task as ``allowed`` may see it, ready for JSON."""
     data: dict[str, Any] = {
@@ -133,7 +121,7 @@ def snapshot(record: TaskRecord, allowed: Level) -> dict[str, Any]:
         "ready": record.ready,
         "attempt": record.attempt,
         "retries_left": record.retries_left,
-        "progress": _progress(record.progress),
+        "progress": record.progress and record.progress.as_json(),
         "sent_at": _iso(record.sent_at),
         "started_at": _iso(record.started_at),
         "finished_at": _iso(record.finished_at),

@@ -22,6 +22,16 @@ class Progress:
             return None
         return max(0.0, min(100.0, 100.0 * self.current / self.total))
 
+    def as_json(self) -> dict[str, Any]:
+        """For JSON answers: the fields, and ``percent``."""
+        return {
+            "current": self.current,
+            "total": self.total,
+            "percent": self.percent,
+            "message": self.message,
+            "meta": self.meta,
+        }
+
     def __str__(self) -> str:
         """For people: ``3/4 (75%) row 3``."""
         done = f"{self.current:g}" + ("" if self.total is None else f"/{self.total:g}")
