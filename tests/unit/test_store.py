@@ -10,7 +10,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 import tasktrail
-from tasktrail import store
+from tasktrail import conf, store
 from tasktrail.models import Task, Transition
 from tasktrail.store.buffer import WriteBuffer
 
@@ -168,3 +168,26 @@ def test_retries_left_counts_down_while_retrying_and_is_zero_once_done() -> None
     assert tasktrail.get("r1").retries_left == 2
     record("r2", "FAILURE", 1, name="t", max_retries=3)
     assert tasktrail.get("r2").retries_left == 0
+
+
+def test_postgresql_flushes_notify_their_ids_in_payloads_postgresql_accepts() -> None:
+    import psycopg
+    from django.db import connection
+
+    from tasktrail.notify.base import parse
+    from tasktrail.notify.postgres import CHANNEL
+
+    if connection.vendor != "postgresql" or conf.get().NOTIFY not in ("auto", "postgres"):
+        pytest.skip("NOTIFY is PostgreSQL's; run with TT_DB=postgres")
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context"):
+        params.pop(django_only, None)
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        ids = [f"{n:03d}-" + "x" * 196 for n in range(300)]  # 60 KB of ids in one flush
+        for task_id in ids:
+            record(task_id, "PENDING", name="t")
+        store.flush()
+        payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=10)]
+    assert all(len(p.encode()) < 8000 for p in payloads) and len(payloads) >= 8
+    assert sorted(i for p in payloads for i in parse(p)) == ids
