@@ -81,6 +81,8 @@ class TaskRecord:
     updated_at: datetime
     next_retry_at: datetime | None
     expires_at: datetime | None
+    #: Ids of the tasks this one sent, as Celery stored them when it finished.
+    children: tuple[str, ...] = ()
 
     @property
     def phase(self) -> states.Phase:

@@ -195,3 +195,10 @@ def test_the_overview_shows_counts_chart_timings_running_stuck_lost_and_workers(
     for section, task in (("tt-running", "o-run"), ("tt-stuck", "o-stuck"), ("tt-lost", "o-lost")):
         assert f'data-task-id="{task}"' in html.split(f'id="{section}"')[1].split("</table>")[0]
     assert 'data-worker="w@h"' in html and 'data-status="alive"' in html
+
+
+def test_detail_links_the_children_celery_stored(staff: object) -> None:
+    # Celery's form of a finished task's children: [[id, parent], None] per child.
+    recorded("t-parent", "SUCCESS", children='[[["t-kid", "t-parent"], null]]')
+    html = staff.get("/tasktrail/tasks/t-parent/detail/").content.decode()  # type: ignore[attr-defined]
+    assert 'href="/tasktrail/tasks/t-kid/detail/"' in html

@@ -22,6 +22,8 @@ from ..exceptions import TaskNotFound
 from ..records import Progress, TaskError, TaskRecord, Transition
 from . import sql
 from .buffer import HistoryEntry, WriteBuffer
+from .db import alias as _alias
+from .db import tasks as _tasks
 from .expiry import delete_expired
 from .schema import COLUMNS, DATETIMES, Row, event
 
@@ -45,10 +47,6 @@ logger = logging.getLogger("tasktrail.store")
 
 # SQLite allows 32766 parameters per statement; 500 rows stay well below.
 _CHUNK = 500
-
-
-def _alias() -> str:
-    return conf.get().DATABASE
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -225,10 +223,8 @@ def _settle(task_id: str) -> None:
 
 
 def _row(task_id: str) -> Any:
-    from ..models import Task
-
     _settle(task_id)
-    return Task.objects.using(_alias()).filter(task_id=task_id).first()
+    return _tasks().filter(task_id=task_id).first()
 
 
 def get(task_id: str) -> TaskRecord:
@@ -242,12 +238,10 @@ def get(task_id: str) -> TaskRecord:
 
 def get_many(task_ids: Collection[str]) -> dict[str, TaskRecord]:
     """The records of those of ``task_ids`` that are recorded, by id."""
-    from ..models import Task
-
     ids = list(task_ids)
     for task_id in ids:
         _settle(task_id)
-    tasks = Task.objects.using(_alias())
+    tasks = _tasks()
     return {
         row.task_id: _record(row)
         for chunk in _chunks(ids, _CHUNK)
@@ -257,9 +251,7 @@ def get_many(task_ids: Collection[str]) -> dict[str, TaskRecord]:
 
 def versions(task_ids: Collection[str]) -> dict[str, datetime]:
     """``updated_at`` of those of ``task_ids`` that are recorded: a cheap change check."""
-    from ..models import Task
-
-    tasks = Task.objects.using(_alias())
+    tasks = _tasks()
     found: dict[str, datetime] = {}
     for chunk in _chunks(list(task_ids), _CHUNK):
         found.update(tasks.filter(task_id__in=chunk).values_list("task_id", "updated_at"))
@@ -303,7 +295,17 @@ def _record(row: Any) -> TaskRecord:
         updated_at=row.updated_at,
         next_retry_at=row.next_retry_at,
         expires_at=row.expires_at,
+        children=tuple(filter(None, map(_first_id, row.children or []))),
     )
+
+
+def _first_id(value: Any) -> str | None:
+    """Celery stores a child as ``[[id, parent], None]``: the first string is its id."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return next(filter(None, map(_first_id, value)), None)
+    return None
 
 
 def celery_meta(task_id: str) -> dict[str, Any] | None:
@@ -340,20 +342,18 @@ def history(task_id: str) -> list[Transition]:
 
 def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:
     """The most recently updated tasks, newest first, filtered by model fields."""
-    from ..models import Task
-
     _buffer().sync()
-    rows = Task.objects.using(_alias()).filter(**filters).order_by("-updated_at")[:limit]
+    rows = _tasks().filter(**filters).order_by("-updated_at")[:limit]
     return [_record(r) for r in rows]
 
 
 def forget(task_id: str) -> None:
-    from ..models import Task, Transition
+    from ..models import Transition
 
     _settle(task_id)
     with transaction.atomic(using=_alias()):
         Transition.objects.using(_alias()).filter(task_id=task_id).delete()
-        Task.objects.using(_alias()).filter(task_id=task_id).delete()
+        _tasks().filter(task_id=task_id).delete()
 
 
 def save_group(group_id: str, result: Any, now: datetime, expires_at: datetime | None) -> None:

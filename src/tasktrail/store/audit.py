@@ -11,12 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .. import conf
 from ..records import Action
-
-
-def _alias() -> str:
-    return conf.get().DATABASE
+from .db import alias as _alias
 
 
 def add(task_id: str, action: str, at: datetime, by: str, detail: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
-from .. import conf
+from .db import alias as _alias
+from .db import tasks as _tasks
 from .sql import HISTORY_TABLE, TASK_TABLE
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ class Expired:
     groups: int = 0
     workers: int = 0
     revocations: int = 0
-
-
-def _alias() -> str:
-    return conf.get().DATABASE
 
 
 def _among(vendor: str, ids: list[str]) -> tuple[str, list[Any]]:
@@ -121,11 +118,9 @@ def delete_expired(now: datetime, batch: int) -> Expired:
 
 def count(now: datetime) -> Expired:
     """What a cleanup at ``now`` would delete; for a dry run."""
-    from ..models import Task
-
     groups, workers, revocations = _rest(now)
     return Expired(
-        tasks=Task.objects.using(_alias()).filter(expires_at__lt=now).count(),
+        tasks=_tasks().filter(expires_at__lt=now).count(),
         groups=groups.count(),
         workers=workers.count(),
         revocations=revocations.count(),

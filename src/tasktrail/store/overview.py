@@ -30,6 +30,8 @@ from django.db import connections
 from .. import conf, states
 from ..records import TaskRecord
 from . import _record, sync
+from .db import alias as _alias
+from .db import tasks as _tasks
 from .sql import TASK_TABLE
 
 #: Most rows one aggregate reads: about 50 ms of index scan on PostgreSQL.
@@ -104,16 +106,6 @@ class Timing:
 
 
 PERCENTILES = (50, 90, 99)
-
-
-def _alias() -> str:
-    return conf.get().DATABASE
-
-
-def _tasks() -> Any:
-    from ..models import Task
-
-    return Task.objects.using(_alias())
 
 
 def _recent_sql(columns: str, where: str) -> str:

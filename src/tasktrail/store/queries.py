@@ -22,9 +22,11 @@ from typing import Any
 from django.db import connections
 from django.db.models import Q, QuerySet
 
-from .. import conf, states
+from .. import states
 from ..records import TaskRecord
 from . import _record, sync
+from .db import alias as _alias
+from .db import tasks as _tasks
 
 #: Where a page ended: the ``(updated_at, task_id)`` of its last task.
 Cursor = tuple[datetime, str]
@@ -120,10 +122,6 @@ class WorkerStatus:
         return "stopped" if self.stopped_at else "silent"
 
 
-def _alias() -> str:
-    return conf.get().DATABASE
-
-
 def _older(rows: QuerySet[Any], after: Cursor | None) -> QuerySet[Any]:
     if after is None:
         return rows
@@ -148,19 +146,15 @@ def _newest_first(rows: QuerySet[Any]) -> QuerySet[Any]:
 def _scan_end(where: TaskFilter, after: Cursor | None, scan: int) -> Cursor | None:
     """The key of the ``scan``-th row a filtered page would examine, if there are that
     many: read from the index alone, without the filter."""
-    from ..models import Task
-
-    rows = _older(Task.objects.using(_alias()).filter(where.period()), after)
+    rows = _older(_tasks().filter(where.period()), after)
     end = list(_newest_first(rows).values_list("updated_at", "task_id")[scan - 1 : scan])
     return end[0] if end else None
 
 
 def page(where: TaskFilter, limit: int, after: Cursor | None = None, scan: int = SCAN) -> Page:
     """Up to ``limit`` tasks matching ``where``, most recently updated first."""
-    from ..models import Task
-
     sync()  # this process's own buffered writes belong in the list
-    rows = _older(Task.objects.using(_alias()).filter(where.q()), after)
+    rows = _older(_tasks().filter(where.q()), after)
     served = where.indexed()
     if served is not None:
         rows = rows.filter(served)
@@ -177,31 +171,11 @@ def page(where: TaskFilter, limit: int, after: Cursor | None = None, scan: int =
 
 def group(group_id: str, limit: int = 100) -> list[TaskRecord]:
     """Up to ``limit`` tasks of a group, by id (partial index ``tasktrail_task_grouped``)."""
-    from ..models import Task
-
     # The exclude repeats the index's condition word for word, which SQLite needs to
     # use a partial index (PostgreSQL proves it from the equality).
-    rows = Task.objects.using(_alias()).filter(group_id=group_id).exclude(group_id="")
+    rows = _tasks().filter(group_id=group_id).exclude(group_id="")
     rows = rows.order_by("task_id")[:limit]
     return [_record(r) for r in rows]
-
-
-def children(task_id: str) -> list[str]:
-    """The ids of the tasks ``task_id`` sent, as Celery stored them when it finished."""
-    from ..models import Task
-
-    stored = Task.objects.using(_alias()).filter(task_id=task_id).values_list("children")
-    found = [_first_id(child) for row in stored for child in row[0] or []]
-    return [task for task in found if task]
-
-
-def _first_id(value: Any) -> str | None:
-    """Celery stores a child as ``[[id, parent], None]``: the first string is its id."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple):
-        return next(filter(None, map(_first_id, value)), None)
-    return None
 
 
 def workers(now: datetime) -> list[WorkerStatus]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .. import conf
+from .db import alias as _alias
 
 # Celery keeps at most this many revoked ids per worker (worker.state.REVOKES_MAX).
 _KEPT = 50_000
@@ -17,16 +17,14 @@ _KEPT = 50_000
 def add(task_id: str, now: datetime) -> None:
     from ..models import Revocation
 
-    Revocation.objects.using(conf.get().DATABASE).update_or_create(
-        task_id=task_id, defaults={"at": now}
-    )
+    Revocation.objects.using(_alias()).update_or_create(task_id=task_id, defaults={"at": now})
 
 
 def since(moment: datetime | None) -> list[tuple[str, datetime]]:
     """Revocations recorded at or after ``moment`` (all when ``None``), oldest first."""
     from ..models import Revocation
 
-    rows = Revocation.objects.using(conf.get().DATABASE).order_by("-at")
+    rows = Revocation.objects.using(_alias()).order_by("-at")
     if moment is not None:
         rows = rows.filter(at__gte=moment)
     return list(reversed(rows.values_list("task_id", "at")[:_KEPT]))

@@ -14,7 +14,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from .. import conf, states
+from .. import states
+from .db import alias as _alias
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,10 +42,6 @@ class Orphan:
     stopped_at: datetime | None
     #: The worker is alive again under the same name: the task belonged to its previous run.
     restarted: bool
-
-
-def _alias() -> str:
-    return conf.get().DATABASE
 
 
 def beat(

@@ -187,7 +187,6 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         "staff": level is access.Level.STAFF,
         "timeline": present.timeline(history, actions, record, timezone.now()),
         "attempts": runs.from_history(history),
-        "children": queries.children(task_id),
         "group": queries.group(record.group_id) if record.group_id else [],
         "retry_links": _retry_links(actions),
         "owner_name": None if record.owner_id is None else owner.username(record.owner_id),
