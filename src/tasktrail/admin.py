@@ -7,7 +7,6 @@ rendered escaped, inside ``<pre>``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,13 +22,10 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from . import access, api, services, states
 from .exceptions import TaskNotFound
-from .jsoncodec import CeleryJSONEncoder
 from .models import Task, Worker
 from .records import Progress
 from .store import queries
-
-#: Retrying and revoking need this permission: changing what happens to a task.
-REVOKE_PERMISSION = access.ACTION_PERMISSION
+from .web import present
 
 
 def _pre(text: str) -> SafeString:
@@ -37,9 +33,7 @@ def _pre(text: str) -> SafeString:
 
 
 def _json(value: Any) -> SafeString:
-    if value is None:
-        return _pre("")
-    return _pre(json.dumps(value, cls=CeleryJSONEncoder, indent=2, ensure_ascii=False))
+    return _pre("" if value is None else present.pretty(value))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -62,7 +56,7 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(s, s) for s in sorted(states.BUILTIN_STATES | {states.PROGRESS})]
+        return [(s, s) for s in states.LISTED_STATES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(state=self.value()) if self.value() else queryset
@@ -75,6 +69,18 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     @cached_property
     def count(self) -> int:
         return queries.count(self.object_list)  # type: ignore[arg-type]
+
+
+#: The task page's fields computed from the row, shown read-only.
+_COMPUTED = (
+    "progress",
+    "arguments",
+    "keyword_arguments",
+    "outcome",
+    "error",
+    "traceback_text",
+    "history",
+)
 
 
 @admin.register(Task)
@@ -96,22 +102,9 @@ class TaskAdmin(ReadOnlyAdmin):
         ("parent_id", "root_id", "group_id"),
         ("sent_at", "received_at", "started_at"),
         ("finished_at", "updated_at", "next_retry_at", "expires_at"),
-        "arguments",
-        "keyword_arguments",
-        "outcome",
-        "error",
-        "traceback_text",
-        "history",
+        *_COMPUTED[1:],
     )
-    readonly_fields = (
-        "progress",
-        "arguments",
-        "keyword_arguments",
-        "outcome",
-        "error",
-        "traceback_text",
-        "history",
-    )
+    readonly_fields = _COMPUTED
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -156,20 +149,19 @@ class TaskAdmin(ReadOnlyAdmin):
         head = "<tr><th>at</th><th>state</th><th>attempt</th><th>worker</th></tr>"
         return format_html("<table>{}{}</table>", SafeString(head), rows)
 
-    def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(REVOKE_PERMISSION)
+    def has_act_permission(self, request: HttpRequest) -> bool:
+        # The dashboard's rule, so the two surfaces cannot drift apart.
+        return access.may_act(request.user)
 
-    @admin.action(description="Revoke selected tasks", permissions=["revoke"])
+    @admin.action(description="Revoke selected tasks", permissions=["act"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         self._revoke(request, queryset, terminate=False)
 
-    @admin.action(description="Revoke and terminate selected tasks", permissions=["revoke"])
+    @admin.action(description="Revoke and terminate selected tasks", permissions=["act"])
     def revoke_and_terminate(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         self._revoke(request, queryset, terminate=True)
 
-    @admin.action(
-        description="Retry selected tasks (send again as new tasks)", permissions=["revoke"]
-    )
+    @admin.action(description="Retry selected tasks (send again as new tasks)", permissions=["act"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         self._each(request, queryset, lambda task_id: services.retry(task_id, user=request.user))
 

@@ -21,12 +21,23 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from . import conf, owner, states, store
 from .celery import recorder
+from .records import TaskRecord
 from .store import audit, expiry, revocations
 from .store.expiry import Expired
 
 logger = logging.getLogger("tasktrail.services")
 
-__all__ = ["ActionRefused", "Expired", "Retried", "Revoked", "cleanup", "retry", "revoke"]
+__all__ = [
+    "ActionRefused",
+    "Expired",
+    "Retried",
+    "Revoked",
+    "cleanup",
+    "retry",
+    "retryable",
+    "revocable",
+    "revoke",
+]
 
 #: Audit entries' action names.
 RETRY = "retry"
@@ -63,6 +74,16 @@ def _username(user: Any) -> str:
     return str(user.get_username())
 
 
+def retryable(record: TaskRecord) -> bool:
+    """Whether :func:`retry` would send ``record`` again: it finished."""
+    return record.ready
+
+
+def revocable(record: TaskRecord) -> bool:
+    """Whether :func:`revoke` has anything to do: the task waits, runs, or is ``LOST``."""
+    return not record.ready or record.state == states.LOST
+
+
 def retry(task_id: str, *, user: Any = None, app: celery.Celery | None = None) -> Retried:
     """Send a finished task again, as a new task: same name, arguments and queue.
 
@@ -74,7 +95,7 @@ def retry(task_id: str, *, user: Any = None, app: celery.Celery | None = None) -
     whose arguments were not stored in full (redacted, or over ``MAX_ARGS_BYTES``).
     """
     record = store.get(task_id)
-    if not record.ready:
+    if not retryable(record):
         raise ActionRefused(f"still {record.state}: only a finished task can be retried")
     if not record.name:
         raise ActionRefused("its task name was never recorded")
@@ -117,7 +138,7 @@ def revoke(
     Each revoke sent is audited in the task's history, with ``user``.
     """
     record = store.get(task_id)
-    if record.ready and record.state != states.LOST:
+    if not revocable(record):
         return Revoked(task_id, record.state, f"already {record.state}: nothing to revoke")
     app = app or current_app
     running = record.phase is states.Phase.RUNNING

@@ -63,6 +63,8 @@ _RANKS: Final[dict[str, int]] = {
 BUILTIN_STATES: Final = frozenset(_RANKS)
 READY_STATES: Final = frozenset({SUCCESS, FAILURE, REVOKED, LOST})
 EXCEPTION_STATES: Final = frozenset({FAILURE, RETRY, REVOKED, LOST})
+#: The states an operator filters by (custom ones are typed in).
+LISTED_STATES: Final = tuple(sorted(BUILTIN_STATES | {PROGRESS}))
 #: Done without a result: what an operator looks for, so the task list indexes them.
 UNSUCCESSFUL: Final = (FAILURE, REVOKED, LOST)
 

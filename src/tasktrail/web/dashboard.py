@@ -51,7 +51,7 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpR
     user = viewer(request)
     context = {**context, "may_act": access.may_act(user), "operator": user}
     response = render(request, template, context)
-    response["Cache-Control"] = "no-store"
+    response["Cache-Control"] = responses.NO_STORE["Cache-Control"]
     return response
 
 
@@ -153,7 +153,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
         "missing_id": task_id,
         "next_url": _page_url(request, page.next) if page and page.next else None,
         "first_url": _page_url(request, None) if request.GET.get("after") else None,
-        "state_choices": sorted(states.BUILTIN_STATES | {states.PROGRESS}),
+        "state_choices": states.LISTED_STATES,
     }
     return _page(request, "tasktrail/dashboard/list.html", context)
 
@@ -190,8 +190,8 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         "group": queries.group(record.group_id) if record.group_id else [],
         "retry_links": _retry_links(actions),
         "owner_name": None if record.owner_id is None else owner.username(record.owner_id),
-        "can_retry": record.ready,
-        "can_revoke": not record.ready or record.state == states.LOST,
+        "can_retry": services.retryable(record),
+        "can_revoke": services.revocable(record),
     }
     for key in ("args", "kwargs", "result"):
         if key in shown:
@@ -212,9 +212,9 @@ def _retry_links(actions: list[Any]) -> dict[str, list[str]]:
     return links
 
 
-def _actor(request: HttpRequest, task_id: str) -> Any:
-    """The operator allowed to act on ``task_id``: 404 for those who cannot see it,
-    403 for those who can but may not act."""
+def _actor(request: HttpRequest) -> Any:
+    """The operator allowed to act on tasks: 404 for those who can see none, 403 for
+    those who can but may not act."""
     _operator(request)
     user = viewer(request)
     if not access.may_act(user):
@@ -244,7 +244,7 @@ def _failed(request: HttpRequest, task_id: str, error: Exception, status: int) -
 @csrf_protect
 @require_POST
 def retry(request: HttpRequest, task_id: str) -> HttpResponse:
-    user = _actor(request, task_id)
+    user = _actor(request)
     if request.POST.get(CONFIRMED) != "yes":
         return _confirm(request, task_id, "Retry", "Send this task again, as a new task?")
     try:
@@ -262,7 +262,7 @@ def retry(request: HttpRequest, task_id: str) -> HttpResponse:
 @csrf_protect
 @require_POST
 def revoke(request: HttpRequest, task_id: str) -> HttpResponse:
-    user = _actor(request, task_id)
+    user = _actor(request)
     terminate = request.POST.get("terminate") == "yes"
     if request.POST.get(CONFIRMED) != "yes":
         verb = "Revoke and terminate" if terminate else "Revoke"
