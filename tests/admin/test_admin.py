@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tasktrail import store
-from tasktrail.store import workers
+from tasktrail.store import audit, workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,6 +113,9 @@ def test_revoke_actions_go_through_the_service_layer(
     client.post(changelist, {"action": "revoke_and_terminate", "_selected_action": ["t-run"]})
     assert revokes == [("t-wait", False), ("t-run", True)]
     assert (store.get("t-wait").state, store.get("t-run").state) == ("REVOKED", "REVOKED")
+    # Audited by the service, with who did it.
+    [entry] = audit.actions("t-run")
+    assert (entry.action, entry.by) == ("revoke_terminate", superuser.get_username())
 
 
 def test_non_staff_are_sent_to_the_login_page(client: Client, hostile: str) -> None:

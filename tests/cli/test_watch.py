@@ -65,11 +65,13 @@ def test_watch_shows_progress_until_success(tasktrail: Run, joined: list[threadi
     ]
 
 
-def test_watch_exits_1_on_failure(tasktrail: Run, joined: list[threading.Thread]) -> None:
+def test_watch_exits_1_on_failure(joined: list[threading.Thread]) -> None:
     joined.append(run_in_background("w-bad", "FAILURE"))
+    out = io.StringIO()
     with pytest.raises(CommandError) as raised:
-        tasktrail("watch", "w-bad", "--interval", "0.05")
+        call_command("tasktrail", "watch", "w-bad", "--interval", "0.05", stdout=out)
     assert raised.value.returncode == 1
+    assert out.getvalue().endswith("FAILURE: OSError: disk full\n")
 
 
 def test_watch_exits_2_on_an_unknown_id(tasktrail: Run) -> None:

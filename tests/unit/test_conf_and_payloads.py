@@ -29,6 +29,15 @@ def test_numbers_are_seconds() -> None:
         ({"LOST_AFTER": "30s"}, "timedelta or a number of seconds"),
         ({"LOST_AFTER": -1}, "must not be negative"),
         ({"MAX_RESULT_BYTES": 0}, "positive int"),
+        ({"CLEANUP_BATCH": 0}, "positive int"),
+        ({"LOST_AFTER": 5, "HEARTBEAT_INTERVAL": 5}, "at least twice HEARTBEAT_INTERVAL"),
+        ({"HEARTBEAT_INTERVAL": 0}, "must be more than 0 seconds"),
+        ({"NOTIFY": "kafka"}, r"NOTIFY.*one of auto, postgres"),
+        ({"RETRY": {"retries": 3}}, "unknown retry option"),
+        ({"RETRY": {"max_attempts": 0}}, "max_attempts must be an int >= 1"),
+        ({"RETRY": {"backoff": -1}}, "backoff must be a number of seconds >= 0"),
+        ({"RETRY": {"retry_on": ["builtins.len"]}}, "is not an exception class"),
+        ({"RETRY": {"retry_on": ["no.such.Module"]}}, "No module named"),
     ],
 )
 def test_bad_settings_are_refused_clearly(raw: dict[str, object], message: str) -> None:

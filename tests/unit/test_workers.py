@@ -98,9 +98,12 @@ def test_the_check_settles_orphans_by_what_each_task_opted_into() -> None:
 def test_a_lost_task_is_replaced_by_its_real_outcome() -> None:
     beat("slow@h", -1)
     running("late", "slow@h")
-    reaper.reap(app)
+    assert reaper.reap(app) == 1
+    assert tasktrail.get("late").state == "LOST"
     store.record(store.event("late", "SUCCESS", 1, timezone.now(), result="1"))
-    assert (tasktrail.get("late").state, tasktrail.get("late").result) == ("SUCCESS", 1)
+    record = tasktrail.get("late")
+    assert (record.state, record.result, record.error) == ("SUCCESS", 1, None)
+    assert [t.state for t in tasktrail.history("late")][-2:] == ["LOST", "SUCCESS"]
 
 
 def store_json(value: object) -> str:

@@ -190,7 +190,7 @@ def test_a_task_can_keep_its_result_from_everyone_but_staff(users: dict[str, Use
     assert staff["result"] == {"secret": "only staff see this"}
 
 
-def test_show_result_setting_hides_results_by_default(users: dict[str, User]) -> None:
+def test_show_result_false_hides_results_from_owners(users: dict[str, User]) -> None:
     record("hidden-1", "SUCCESS", owner_id=users["alice"].pk, result="42")
     with override_settings(TASKTRAIL={"SHOW_RESULT": False}):
         assert "result" not in client_for(users["alice"]).get(url("status", "hidden-1")).json()
