@@ -1,11 +1,18 @@
-"""Shared fixtures: service checks that skip locally and fail in CI."""
+"""Shared fixtures and helpers: service checks that skip locally and fail in CI, task
+records written as a worker would, users and logged-in clients."""
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.test import Client
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -49,3 +56,36 @@ def _release_tasktrail_connections(django_db_setup: None, django_db_blocker: obj
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+def recorded(
+    task_id: str, state: str, at: datetime | None = None, attempt: int = 1, **values: Any
+) -> None:
+    """Write one event for ``task_id`` as a worker would, stored when this returns (from
+    the calling thread, with its connection)."""
+    from django.utils import timezone
+
+    from tasktrail import store
+
+    store.record(store.event(task_id, state, attempt, at or timezone.now(), **values))
+    store.flush()
+
+
+def make_user(username: str, *codenames: str, **flags: Any) -> User:
+    """A user holding the tasktrail permissions ``codenames`` (``view_task``, ...)."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(username, **flags)
+    for codename in codenames:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+def client_for(user: User | None, **options: Any) -> Client:
+    """A test client logged in as ``user`` (anonymous for ``None``)."""
+    from django.test import Client
+
+    client = Client(**options)
+    if user is not None:
+        client.force_login(user)
+    return client

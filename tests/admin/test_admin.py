@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from celery import current_app
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
 from tasktrail import store
 from tasktrail.store import audit, workers
+from tests.conftest import make_user, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOW = timezone.now()
 SCRIPT = "<script>alert(1)</script>"
-
-
-def recorded(task_id: str, state: str, **values: Any) -> None:
-    store.record(store.event(task_id, state, 1, timezone.now(), **values))
-    store.flush()
 
 
 @pytest.fixture
@@ -40,9 +35,7 @@ def hostile() -> str:
 
 
 def login(client: Client, *permissions: str, staff: bool = True) -> User:
-    user = User.objects.create_user("op", password="pw", is_staff=staff)
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
+    user = make_user("op", *permissions, is_staff=staff)
     client.force_login(user)
     return user
 

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
 
 import pytest
 from django.core.management import call_command
 
-from tasktrail import store
-
-
-def recorded(task_id: str, state: str, at: datetime, attempt: int = 1, **values: Any) -> None:
-    """Write one event for ``task_id`` now, as a worker would."""
-    store.record(store.event(task_id, state, attempt, at, **values))
-    store.flush()
-
+from tests.conftest import recorded  # noqa: F401  (re-exported to the tests)
 
 Run = Callable[..., str]
 

@@ -3,50 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
-from django.test import Client
-from django.utils import timezone
+from django.contrib.auth.models import User
 
-from tasktrail import store
+from tests.conftest import client_for, make_user, recorded  # noqa: F401  (re-exported)
 
 SCRIPT = "<script>alert(1)</script>"
 #: A queue no worker consumes: tasks the tests send again stay in the broker.
 QUEUE = "tt-dashboard-tests"
 
 
-def recorded(task_id: str, state: str, at: datetime | None = None, **values: Any) -> None:
-    """Write one event for ``task_id``, as a worker would, and wait until it is stored."""
-    attempt = values.pop("attempt", 1)
-    store.record(store.event(task_id, state, attempt, at or timezone.now(), **values))
-    store.sync()
-
-
-def _user(username: str, *codenames: str, **flags: Any) -> User:
-    user = User.objects.create_user(username, **flags)
-    for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
-
-
 @pytest.fixture
 def users() -> dict[str, User]:
     return {
-        "plain": _user("plain"),
-        "viewer": _user("viewer", "view_task"),
-        "staff": _user("staff", is_staff=True),
-        "operator": _user("operator", "change_task", is_staff=True),
+        "plain": make_user("plain"),
+        "viewer": make_user("viewer", "view_task"),
+        "staff": make_user("staff", is_staff=True),
+        "operator": make_user("operator", "change_task", is_staff=True),
     }
-
-
-def client_for(user: User | None, **options: Any) -> Client:
-    client = Client(**options)
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def unique(prefix: str) -> str:

@@ -13,14 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.template import Context, Template
 from django.test import AsyncClient, Client, override_settings
-from django.utils import timezone
 
 import tasktrail
-from tasktrail import access, store
-from tests.conftest import require
+from tasktrail import access
+from tests.conftest import client_for, make_user, recorded, require
 from tests.sse import events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,27 +33,20 @@ def url(surface: str, task_id: str, token: str = "") -> str:
     return f"/tasktrail/tasks/{task_id}/{suffix}{query}"
 
 
-def record(task_id: str, state: str, **values: Any) -> None:
-    store.record(store.event(task_id, state, 1, timezone.now(), **values))
-    store.sync()
-
-
 @pytest.fixture
 def users() -> dict[str, User]:
-    viewer = User.objects.create_user("viewer")
-    viewer.user_permissions.add(Permission.objects.get(codename="view_task"))
     return {
-        "alice": User.objects.create_user("alice"),
-        "bob": User.objects.create_user("bob"),
-        "staff": User.objects.create_user("staff", is_staff=True),
-        "viewer": viewer,
+        "alice": make_user("alice"),
+        "bob": make_user("bob"),
+        "staff": make_user("staff", is_staff=True),
+        "viewer": make_user("viewer", "view_task"),
     }
 
 
 @pytest.fixture
 def failed(users: dict[str, User]) -> str:
     """Alice's task that failed, with arguments and a traceback."""
-    record(
+    recorded(
         "failed-1",
         "FAILURE",
         name="tests.testapp.tasks.boom",
@@ -66,13 +58,6 @@ def failed(users: dict[str, User]) -> str:
         traceback="Traceback (most recent call last): ...",
     )
     return "failed-1"
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def get(user: User | None, path: str, **headers: str) -> tuple[int, bytes]:
@@ -178,7 +163,7 @@ def test_status_url_opens_the_status_page_for_anyone_holding_it(failed: str) -> 
 
 
 def test_a_task_can_keep_its_result_from_everyone_but_staff(users: dict[str, User]) -> None:
-    record(
+    recorded(
         "private-1",
         "SUCCESS",
         name="tests.testapp.tasks.keeps_result_private",
@@ -191,7 +176,7 @@ def test_a_task_can_keep_its_result_from_everyone_but_staff(users: dict[str, Use
 
 
 def test_show_result_false_hides_results_from_owners(users: dict[str, User]) -> None:
-    record("hidden-1", "SUCCESS", owner_id=users["alice"].pk, result="42")
+    recorded("hidden-1", "SUCCESS", owner_id=users["alice"].pk, result="42")
     with override_settings(TASKTRAIL={"SHOW_RESULT": False}):
         assert "result" not in client_for(users["alice"]).get(url("status", "hidden-1")).json()
     assert client_for(users["alice"]).get(url("status", "hidden-1")).json()["result"] == 42
@@ -208,7 +193,7 @@ def notifier(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_the_stream_sends_the_snapshot_then_each_change_then_closes(
     users: dict[str, User], notifier: str
 ) -> None:
-    record("live-1", "STARTED", owner_id=users["alice"].pk)
+    recorded("live-1", "STARTED", owner_id=users["alice"].pk)
 
     async def follow() -> list[dict[str, Any]]:
         client = AsyncClient()
@@ -224,7 +209,7 @@ def test_the_stream_sends_the_snapshot_then_each_change_then_closes(
             # Written from another thread, as a worker's flush would be.
             state = "SUCCESS" if step == 3 else "PROGRESS"
             await asyncio.to_thread(
-                record, "live-1", state, progress_current=float(step), progress_total=3.0
+                recorded, "live-1", state, progress_current=float(step), progress_total=3.0
             )
         return received
 
@@ -245,7 +230,7 @@ def test_a_stream_resumed_at_the_final_event_is_told_to_stop(
 
 
 def test_an_idle_stream_sends_keep_alive_comments(users: dict[str, User]) -> None:
-    record("idle-1", "PENDING", owner_id=users["alice"].pk)
+    recorded("idle-1", "PENDING", owner_id=users["alice"].pk)
 
     async def first_comment() -> dict[str, Any]:
         client = AsyncClient()
