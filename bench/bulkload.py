@@ -403,6 +403,6 @@ def counts(cursor: Any) -> dict[str, int]:
     return out
 
 
-def states(cursor: Any) -> dict[str, int]:
+def state_counts(cursor: Any) -> dict[str, int]:
     cursor.execute(f"SELECT state, count(*) FROM {TASK_TABLE} GROUP BY state ORDER BY 2 DESC")
     return {state: int(n) for state, n in cursor.fetchall()}

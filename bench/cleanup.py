@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import database
+
 _DB = os.environ.get("BENCH_CLEANUP_PG_NAME", "tasktrail_bench_cleanup")
 # A worker's flush carries the outcomes of the tasks that finished in the last 20 ms.
 _OUTCOMES_PER_FLUSH = 5
@@ -36,26 +38,11 @@ def _setup_django() -> None:
 
     settings.configure(
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "tasktrail"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": _DB,
-                "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-                "PORT": os.environ.get("PGPORT", "5432"),
-                "USER": os.environ.get("PGUSER", "postgres"),
-                "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            }
-        },
+        DATABASES={"default": database.django_postgres(_DB)},
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     )
     django.setup()
-
-
-def _recreate_database() -> None:
-    from bench.database import recreate_postgres
-
-    recreate_postgres(_DB)
 
 
 # Expired tasks finished two days ago and expired over the last day; kept ones expire
@@ -192,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         _setup_django()
         _writer(args.writer)
         return 0
-    _recreate_database()
+    database.recreate_postgres(_DB)
     _setup_django()
     filled = _fill(args.expired, args.kept)
     print(

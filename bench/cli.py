@@ -19,11 +19,6 @@ from bench.scenarios import SCENARIOS
 
 QUICK_TASKS = 300
 QUICK_WARMUP = 50
-# Other work on the machine skews every ratio; below this share of all cores the
-# machine counts as idle (a Celery worker at rest stays well under it).
-_IDLE = 0.10
-# A run during which other processes took more than this share of the CPU is noisy.
-NOISY = 0.10
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -55,7 +50,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--retry-noisy",
         type=int,
         default=2,
-        help=f"run again (up to this many times) when others took > {NOISY:.0%} of the CPU",
+        help=f"run again (up to N times) when others took > {procstat.NOISY * 100:g} %% CPU",
     )
     parser.add_argument(
         "--src",
@@ -122,16 +117,6 @@ def run_one(args: argparse.Namespace, scenario: str, index: int) -> dict[str, An
     return result
 
 
-def _wait_idle(limit: float) -> float:
-    """Wait (up to ``limit`` s) until the machine is idle; the busy share last seen."""
-    start = time.monotonic()
-    while (busy := procstat.busy_share()) > _IDLE and time.monotonic() < start + limit:
-        # One line every ten seconds is enough to show why nothing happens.
-        if int(time.monotonic() - start) % 10 == 0:
-            print(f"  machine {busy:.0%} busy; waiting to settle", file=sys.stderr, flush=True)
-    return busy
-
-
 def _wait_or_kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         proc.wait(30)
@@ -159,22 +144,20 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _noise(result: dict[str, Any]) -> float:
-    """Share of the machine's CPU that other processes took during the timed phase."""
-    cpu = result.get("cpu_ms_per_task") or {}
-    return cpu.get("other", 0.0) / cpu["machine"] if cpu.get("machine") else 0.0
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def measure(args: argparse.Namespace, name: str, index: int) -> list[dict[str, Any]]:
     """One run of a scenario, run again while others' load spoiled it; every attempt."""
     attempts: list[dict[str, Any]] = []
     for _ in range(1 + args.retry_noisy):
-        busy = _wait_idle(args.wait_idle)
+        busy = procstat.wait_idle(args.wait_idle, _log)
         result = run_one(args, name, index)
         result["busy_before"] = round(busy, 3)
-        result["noise"] = round(_noise(result), 3)
+        result["noise"] = round(procstat.others_share(result.get("cpu_ms_per_task") or {}), 3)
         attempts.append(result)
-        if "error" in result or result["noise"] <= NOISY:
+        if "error" in result or result["noise"] <= procstat.NOISY:
             break
         print(f"  noisy ({result['noise']:.0%} of the CPU was others'); again", file=sys.stderr)
     return attempts
@@ -184,17 +167,10 @@ def _source(src: Path | None) -> str:
     """Which tasktrail was measured: a directory given, or the installed tree's commit."""
     if src is not None:
         return str(src.resolve())
-    try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=worker.ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
+    described = procstat.git_describe()
+    if described is None:
         return "installed"
-    return f"installed, git {described.stdout.strip()}"
+    return f"installed, git {described}"
 
 
 def main(argv: list[str] | None = None) -> int:

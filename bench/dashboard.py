@@ -27,7 +27,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,13 +36,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from bench import bulkload, procstat
+from bench import bulkload, database, procstat
+from tasktrail import states
+from tasktrail.store.sql import HISTORY_TABLE, TASK_TABLE
 
 TARGET_MS = 200.0
-#: Below this share of all cores busy the machine counts as idle; a page during which
-#: others took more than NOISY of the CPU is measured again (as ``python -m bench``).
-IDLE = 0.10
-NOISY = 0.10
 #: A page whose warm-up requests took longer than this (s) is timed SLOW_RUNS times.
 SLOW_S = 1.0
 SLOW_RUNS = 3
@@ -51,16 +48,6 @@ _ROOT = Path(__file__).resolve().parent.parent
 #: Task names to filter the list by: a busy one (0.6 %) and the rarest (0.005 %).
 NAME_FILTERS = ("app.reports.build_weekly", "app.maintenance.rebuild_search_index")
 STAFF = "bench-staff"
-
-
-def _pg(dbname: str) -> dict[str, Any]:
-    return {
-        "host": os.environ.get("PGHOST", "127.0.0.1"),
-        "port": os.environ.get("PGPORT", "5432"),
-        "user": os.environ.get("PGUSER", "postgres"),
-        "password": os.environ.get("PGPASSWORD") or None,
-        "dbname": dbname,
-    }
 
 
 def _setup_django(db: str) -> None:
@@ -103,17 +90,7 @@ def _setup_django(db: str) -> None:
             }
         ],
         STATIC_URL="/static/",
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": db,
-                "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-                "PORT": os.environ.get("PGPORT", "5432"),
-                "USER": os.environ.get("PGUSER", "postgres"),
-                "PASSWORD": os.environ.get("PGPASSWORD", ""),
-                "CONN_MAX_AGE": None,
-            }
-        },
+        DATABASES={"default": database.django_postgres(db, CONN_MAX_AGE=None)},
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     )
     django.setup()
@@ -127,8 +104,8 @@ def _stored_spec(db: str) -> dict[str, Any] | None:
     import psycopg
 
     try:
-        with psycopg.connect(**_pg(db), autocommit=True) as conn, conn.cursor() as cursor:
-            return bulkload.loaded(cursor)
+        with psycopg.connect(**database.connect_kwargs(db), autocommit=True) as conn:
+            return bulkload.loaded(conn.cursor())
     except psycopg.OperationalError:
         return None
 
@@ -137,7 +114,7 @@ def _ensure_database(db: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(**_pg("postgres"), autocommit=True) as conn:
+    with psycopg.connect(**database.connect_kwargs("postgres"), autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone()
         if not found:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
@@ -215,59 +192,29 @@ class Result:
 
 
 class _Links(HTMLParser):
-    """The page's links: (href, rel, text)."""
+    """The page's links: (href, rel)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.links: list[tuple[str, str, str]] = []
-        self._open: list[tuple[str, str]] = []
-        self._text: list[str] = []
+        self.links: list[tuple[str, str]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
             found = dict(attrs)
-            self._open.append((found.get("href") or "", found.get("rel") or ""))
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._open:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._open:
-            href, rel = self._open.pop()
-            self.links.append((href, rel, " ".join("".join(self._text).split())))
+            self.links.append((found.get("href") or "", found.get("rel") or ""))
 
 
-def _links(html: str) -> list[tuple[str, str, str]]:
+def _links(html: str) -> list[tuple[str, str]]:
     parser = _Links()
     parser.feed(html)
     return parser.links
 
 
-_NEXT_TEXT = re.compile(r"\b(next|older|more)\b", re.IGNORECASE)
-
-
 def next_link(html: str, base: str) -> str | None:
-    """The list page's link to the next (older) page: ``rel="next"``, else its text."""
-    links = _links(html)
-    for href, rel, _ in links:
+    """The list page's link to the next (older) page: ``rel="next"``."""
+    for href, rel in _links(html):
         if "next" in rel.split() and href:
             return urljoin(base, href)
-    for href, _, text in links:
-        if href and _NEXT_TEXT.search(text) and "?" in href:
-            return urljoin(base, href)
-    return None
-
-
-def _reverse(*names: str, **kwargs: Any) -> str | None:
-    from django.urls import NoReverseMatch, reverse
-
-    for name in names:
-        try:
-            return reverse(name, kwargs=kwargs or None)
-        except NoReverseMatch:
-            continue
     return None
 
 
@@ -277,7 +224,7 @@ def _sample_task(state: str = "SUCCESS") -> str:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT task_id FROM tasktrail_task WHERE state = %s AND owner_id IS NULL "
+            f"SELECT task_id FROM {TASK_TABLE} WHERE state = %s AND owner_id IS NULL "
             "AND updated_at < now() - interval '1 day' ORDER BY updated_at DESC LIMIT 1",
             [state],
         )
@@ -287,36 +234,35 @@ def _sample_task(state: str = "SUCCESS") -> str:
 
 def pages(client: Any, depth: int) -> list[Page]:
     """The pages to time; the dashboard's when its URLs exist, the admin's always."""
-    found: list[Page] = []
-    overview = _reverse("tasktrail:dashboard")
-    task_list = _reverse("tasktrail:task_list")
+    from django.urls import reverse
+
+    overview = reverse("tasktrail:dashboard")
+    task_list = reverse("tasktrail:task_list")
     task_id = _sample_task()
-    if overview:
-        found.append(Page("overview", overview))
-        found.append(Page("overview window=hour", f"{overview}?window=hour"))
-        found.append(Page("overview window=week", f"{overview}?window=week"))
-    if task_list:
-        found.append(Page("list", task_list))
-        found.append(Page("list state=FAILURE", f"{task_list}?state=FAILURE"))
-        found.append(Page("list state=PENDING", f"{task_list}?state=PENDING"))
-        for name in NAME_FILTERS:
-            found.append(Page(f"list name={name.rsplit('.', 1)[-1]}", f"{task_list}?name={name}"))
-        found.append(Page("list queue=billing", f"{task_list}?queue=billing"))
-        found.append(Page("list owner=user0042", f"{task_list}?owner=user0042"))
-        found.append(Page("list id=<task id>", f"{task_list}?id={task_id}"))
-        deep = _follow(client, task_list, depth)
-        if deep is not None:
-            found.append(deep)
-        deep = _follow(client, f"{task_list}?state=FAILURE", 2)
-        if deep is not None:
-            found.append(Page("list state=FAILURE page 2", deep.url))
-        rare = f"{task_list}?name={NAME_FILTERS[-1]}"
-        deep = _follow(client, rare, 10)
-        if deep is not None:
-            found.append(Page("list name=rebuild_... page 10", deep.url))
-    detail = _detail_url(task_id)
-    if detail:
-        found.append(Page("task detail", detail))
+    found = [
+        Page("overview", overview),
+        Page("overview window=hour", f"{overview}?window=hour"),
+        Page("overview window=week", f"{overview}?window=week"),
+        Page("list", task_list),
+    ]
+    found.append(Page("list state=FAILURE", f"{task_list}?state=FAILURE"))
+    found.append(Page("list state=PENDING", f"{task_list}?state=PENDING"))
+    for name in NAME_FILTERS:
+        found.append(Page(f"list name={name.rsplit('.', 1)[-1]}", f"{task_list}?name={name}"))
+    found.append(Page("list queue=billing", f"{task_list}?queue=billing"))
+    found.append(Page("list owner=user0042", f"{task_list}?owner=user0042"))
+    found.append(Page("list id=<task id>", f"{task_list}?id={task_id}"))
+    deep = _follow(client, task_list, depth)
+    if deep is not None:
+        found.append(deep)
+    deep = _follow(client, f"{task_list}?state=FAILURE", 2)
+    if deep is not None:
+        found.append(Page("list state=FAILURE page 2", deep.url))
+    rare = f"{task_list}?name={NAME_FILTERS[-1]}"
+    deep = _follow(client, rare, 10)
+    if deep is not None:
+        found.append(Page("list name=rebuild_... page 10", deep.url))
+    found.append(Page("task detail", reverse("tasktrail:task_detail", args=[task_id])))
     found.append(Page("admin changelist", "/admin/tasktrail/task/"))
     found.append(Page("admin state=FAILURE", "/admin/tasktrail/task/?state=FAILURE"))
     found.append(Page("admin search id", f"/admin/tasktrail/task/?q={task_id}"))
@@ -337,14 +283,6 @@ def _follow(client: Any, url: str, depth: int) -> Page | None:
     return Page(f"list page {depth} (keyset)", url)
 
 
-def _detail_url(task_id: str) -> str | None:
-    for name in ("tasktrail:task_detail", "tasktrail:task", "tasktrail:detail"):
-        url = _reverse(name, task_id=task_id)
-        if url:
-            return url
-    return _reverse("tasktrail:page", task_id=task_id)
-
-
 class _QueryTimer:
     """Every query a request runs, timed to the microsecond, as SQL that can be re-run."""
 
@@ -359,14 +297,6 @@ class _QueryTimer:
             ms = (time.perf_counter() - started) * 1000
             ops = context["connection"].ops
             self.queries.append((ms, ops.last_executed_query(context["cursor"], sql, params)))
-
-
-def wait_idle(limit: float) -> float:
-    """Wait (up to ``limit`` s) for the machine to be idle; the busy share last seen."""
-    deadline = time.monotonic() + limit
-    while (busy := procstat.busy_share(1.0)) > IDLE and time.monotonic() < deadline:
-        pass
-    return busy
 
 
 def measure(client: Any, page: Page, runs: int, warmup: int) -> Result:
@@ -427,7 +357,7 @@ def completeness() -> list[tuple[str, int, bool, float]]:
         started = time.perf_counter()
         found = queries.page(queries.TaskFilter(**where), 50)
         ms = (time.perf_counter() - started) * 1000
-        out.append((label, len(found.tasks), bool(getattr(found, "scan_stopped", False)), ms))
+        out.append((label, len(found.tasks), found.scan_stopped, ms))
     return out
 
 
@@ -456,8 +386,8 @@ def stuck_when_healthy() -> tuple[float, float]:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "UPDATE tasktrail_task SET state = 'SUCCESS', rank = 100 "
-                    "WHERE rank < 90 AND updated_at < %s",
+                    f"UPDATE {TASK_TABLE} SET state = 'SUCCESS', rank = {states.RANK_DONE} "
+                    f"WHERE rank < {states.RANK_LOST} AND updated_at < %s",
                     [timezone.now() - conf.get().STUCK_AFTER],
                 )
             healthy = timed()
@@ -477,7 +407,7 @@ def indexes() -> list[tuple[str, str, int]]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname, indexdef, pg_relation_size(indexname::regclass) FROM pg_indexes "
-            "WHERE tablename = 'tasktrail_task' ORDER BY indexname"
+            f"WHERE tablename = '{TASK_TABLE}' ORDER BY indexname"
         )
         return [(n, d, int(s)) for n, d, s in cursor.fetchall()]
 
@@ -499,7 +429,7 @@ def table_size() -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_table_size('tasktrail_task')")
+        cursor.execute("SELECT pg_table_size(%s)", [TASK_TABLE])
         return int(cursor.fetchone()[0])
 
 
@@ -528,7 +458,7 @@ def apply_indexes(create: list[str], drop: list[str]) -> None:
             cursor.execute("SET maintenance_work_mem = '1GB'")
             cursor.execute(statement)
             print(f"  built in {time.monotonic() - started:.1f} s", flush=True)
-            cursor.execute("ANALYZE tasktrail_task")
+            cursor.execute(f"ANALYZE {TASK_TABLE}")
 
 
 def write_path(tasks: int, batch: int = 200) -> dict[str, float]:
@@ -550,7 +480,6 @@ def write_path(tasks: int, batch: int = 200) -> dict[str, float]:
         for state, times in phases.items():
             now = timezone.now()
             for task_id in ids:
-                values: dict[str, Any] = {}
                 if state == "PENDING":
                     values = {"name": "app.bench.write", "queue": "celery", "sent_at": now}
                 elif state == "STARTED":
@@ -562,8 +491,8 @@ def write_path(tasks: int, batch: int = 200) -> dict[str, float]:
             store.flush()
             times.append((time.perf_counter() - started) * 1000)
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM tasktrail_transition WHERE task_id LIKE %s", [f"{tag}-%"])
-        cursor.execute("DELETE FROM tasktrail_task WHERE task_id LIKE %s", [f"{tag}-%"])
+        for table in (HISTORY_TABLE, TASK_TABLE):
+            cursor.execute(f"DELETE FROM {table} WHERE task_id LIKE %s", [f"{tag}-%"])
     # The first batches warm the connection and the prepared statement.
     skip = min(3, len(phases["PENDING"]) - 1)
     return {
@@ -571,26 +500,12 @@ def write_path(tasks: int, batch: int = 200) -> dict[str, float]:
         for state, times in phases.items()
     } | {
         "rows/s": round(
-            batch * 3 / sum(statistics.median(t[skip:]) for t in phases.values()) * 1000
+            batch * len(phases) / sum(statistics.median(t[skip:]) for t in phases.values()) * 1000
         )
     }
 
 
 # --- the run ----------------------------------------------------------------------------------
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
 
 
 def _age(stored: dict[str, Any]) -> str:
@@ -656,7 +571,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=2,
         metavar="K",
-        help=f"measure a page again (up to K times) when others took > {NOISY * 100:.0f} %% CPU",
+        help=f"measure again (up to K times) when others took > {procstat.NOISY * 100:g} %% CPU",
     )
     parser.add_argument("--write-repeat", type=int, default=3, metavar="R")
     parser.add_argument("--no-pages", action="store_true", help="only --write and the indexes")
@@ -695,9 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring {page.label}: {page.url}", file=sys.stderr, flush=True)
         attempts = []
         for _ in range(1 + args.retry_noisy):
-            wait_idle(args.wait_idle)
+            procstat.wait_idle(args.wait_idle)
             attempts.append(measure(client, page, args.runs, args.warmup))
-            if attempts[-1].others <= NOISY or min(attempts[-1].times_ms) > SLOW_S * 1000:
+            if attempts[-1].others <= procstat.NOISY or min(attempts[-1].times_ms) > SLOW_S * 1000:
                 break
             print(f"  noisy (others took {attempts[-1].others:.0%}); again", file=sys.stderr)
         results.append(min(attempts, key=lambda r: r.others))
@@ -705,23 +620,24 @@ def main(argv: list[str] | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         version = cursor.fetchone()[0].split(" on ")[0]
+    commit = procstat.git_describe() or "unknown"
     print(
         f"\ndashboard pages: {args.runs} timed requests each after {args.warmup} warm-up, "
         f"Django test client, staff user; target {TARGET_MS:.0f} ms\n"
-        f"tasktrail {_commit()}, {version}, Python {platform.python_version()}, "
+        f"tasktrail {commit}, {version}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, database {args.db}\n"
     )
     payload: dict[str, Any] = {
         "config": vars(args) | {"json": str(args.json)},
         "dataset": stored,
-        "commit": _commit(),
+        "commit": commit,
         "postgres": version,
     }
     if results:
         payload |= _report_pages(args, results)
     payload |= _report_indexes()
     if args.write:
-        wait_idle(args.wait_idle)
+        procstat.wait_idle(args.wait_idle)
         runs = [write_path(args.write) for _ in range(args.write_repeat)]
         written = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         payload["write_path"] = written

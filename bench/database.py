@@ -4,8 +4,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from bench.scenarios import Scenario
+
+
+def connect_kwargs(dbname: str) -> dict[str, Any]:
+    """``psycopg.connect()`` arguments for ``dbname``, from the ``PG*`` variables."""
+    return {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": os.environ.get("PGPORT", "5432"),
+        "user": os.environ.get("PGUSER", "postgres"),
+        "password": os.environ.get("PGPASSWORD") or None,
+        "dbname": dbname,
+    }
+
+
+def django_postgres(name: str, **extra: Any) -> dict[str, Any]:
+    """A ``DATABASES`` entry for ``name``, from the same variables."""
+    found = connect_kwargs(name)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "HOST": found["host"],
+        "PORT": found["port"],
+        "USER": found["user"],
+        "PASSWORD": found["password"] or "",
+        **extra,
+    }
 
 
 def recreate(scenario: Scenario) -> None:
@@ -22,14 +48,7 @@ def recreate_postgres(name: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(
-        host=os.environ.get("PGHOST", "127.0.0.1"),
-        port=os.environ.get("PGPORT", "5432"),
-        user=os.environ.get("PGUSER", "postgres"),
-        password=os.environ.get("PGPASSWORD") or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
+    with psycopg.connect(**connect_kwargs("postgres"), autocommit=True) as conn:
         # FORCE ends connections a previous, interrupted run may have left.
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import socket
 import statistics
@@ -47,12 +46,7 @@ CONNECT_BATCH = 200
 def settings(notifier: str, database: str) -> dict[str, Any]:
     """Django settings shared by the server and this process (the writer)."""
     if database == "postgres":
-        db = {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": PG_NAME,
-            "HOST": "127.0.0.1",
-            "USER": os.environ.get("PGUSER", "postgres"),
-        }
+        db = database.django_postgres(PG_NAME)
     else:
         db = {
             "ENGINE": "django.db.backends.sqlite3",
@@ -122,13 +116,7 @@ def recreate(database: str) -> None:
         for path in SQLITE_PATH.parent.glob(SQLITE_PATH.name + "*"):
             path.unlink()
         return
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-    ) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
-        c.execute(f'CREATE DATABASE "{PG_NAME}"')
+    database.recreate_postgres(PG_NAME)
 
 
 def free_port() -> int:

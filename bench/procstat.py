@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 Snapshot = dict[str, float]
+
+# Other work on the machine skews every ratio; below this share of all cores the
+# machine counts as idle (a Celery worker at rest stays well under it).
+IDLE = 0.10
+# A measurement during which other processes took more than this share of the CPU is
+# noisy: it is taken again.
+NOISY = 0.10
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _read(pid: str) -> tuple[str, int, int, int] | None:
@@ -119,3 +130,36 @@ def per_task_ms(before: Snapshot, after: Snapshot, tasks: int) -> dict[str, floa
     known = sum(v for k, v in out.items() if k != "machine")
     out["other"] = round(out.get("machine", 0.0) - known, 3)
     return out
+
+
+def wait_idle(limit: float, log: Callable[[str], None] | None = None) -> float:
+    """Wait (up to ``limit`` s) until the machine is idle; the busy share last seen.
+
+    ``log`` gets a line every ten seconds, to show why nothing happens.
+    """
+    start = time.monotonic()
+    while (busy := busy_share()) > IDLE and time.monotonic() < start + limit:
+        if log is not None and int(time.monotonic() - start) % 10 == 0:
+            log(f"  machine {busy:.0%} busy; waiting to settle")
+    return busy
+
+
+def others_share(cpu_ms_per_task: dict[str, Any]) -> float:
+    """Share of the machine's busy CPU that no party of the run took."""
+    machine = cpu_ms_per_task.get("machine")
+    return float(cpu_ms_per_task.get("other", 0.0)) / machine if machine else 0.0
+
+
+def git_describe() -> str | None:
+    """The checkout's ``git describe --always --dirty``, or ``None`` outside one."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return described.stdout.strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench import procstat
 from bench.scenarios import BASELINE, SCENARIOS
 
 _MEDIAN_KEYS = (
@@ -222,9 +223,8 @@ def _noise(summary: dict[str, dict[str, Any]]) -> list[str]:
     """Warn where other processes took a visible share of the CPU during a measurement."""
     notes = []
     for name, row in summary.items():
-        cpu = row["cpu_ms_per_task"]
-        share = cpu.get("other", 0.0) / cpu["machine"] if cpu.get("machine") else 0.0
-        if share > 0.10:
+        share = procstat.others_share(row["cpu_ms_per_task"])
+        if share > procstat.NOISY:
             notes.append(f"noisy: other processes took {share:.0%} of the CPU during {name}")
     return ["\n".join(notes)] if notes else []
 

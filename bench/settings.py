@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from bench import scenarios
+from bench.database import django_postgres
 
 _SCENARIO = scenarios.get(os.environ.get("BENCH_SCENARIO", scenarios.BASELINE))
 
@@ -25,16 +26,7 @@ INSTALLED_APPS = list(_SCENARIO.apps)
 
 def _databases() -> dict[str, dict[str, Any]]:
     if _SCENARIO.store == "postgres":
-        return {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": os.environ.get("BENCH_PG_NAME", "tasktrail_bench"),
-                "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-                "PORT": os.environ.get("PGPORT", "5432"),
-                "USER": os.environ.get("PGUSER", "postgres"),
-                "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            }
-        }
+        return {"default": django_postgres(os.environ.get("BENCH_PG_NAME", "tasktrail_bench"))}
     if _SCENARIO.store == "sqlite":
         return {
             "default": {

@@ -29,7 +29,7 @@ def test_load_1000_tasks() -> None:
         before = bulkload._indexes(cursor, bulkload.TASK_TABLE)
         times = bulkload.load(cursor, bulkload.Spec(tasks=1000, history_every=1))
         counts = bulkload.counts(cursor)
-        states = bulkload.states(cursor)
+        states = bulkload.state_counts(cursor)
         # The same indexes again (PostgreSQL may spell a rebuilt definition differently).
         again = bulkload._indexes(cursor, bulkload.TASK_TABLE)
         assert [drop for drop, _ in again] == [drop for drop, _ in before]
