@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.database import django_postgres, recreate_postgres
+
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {
     "postgres": ("postgres", "postgres"),
@@ -46,7 +48,7 @@ CONNECT_BATCH = 200
 def settings(notifier: str, database: str) -> dict[str, Any]:
     """Django settings shared by the server and this process (the writer)."""
     if database == "postgres":
-        db = database.django_postgres(PG_NAME)
+        db = django_postgres(PG_NAME)
     else:
         db = {
             "ENGINE": "django.db.backends.sqlite3",
@@ -116,7 +118,7 @@ def recreate(database: str) -> None:
         for path in SQLITE_PATH.parent.glob(SQLITE_PATH.name + "*"):
             path.unlink()
         return
-    database.recreate_postgres(PG_NAME)
+    recreate_postgres(PG_NAME)
 
 
 def free_port() -> int:
