@@ -8,15 +8,14 @@ from typing import Any
 from bench import procstat
 from bench.scenarios import BASELINE, SCENARIOS
 
-_MEDIAN_KEYS = (
+_RATE_KEYS = (
     "enqueue_rate",
     "enqueue_durable_rate",
     "loaded_enqueue_rate",
     "e2e_rate",
     "store_rate",
-    "store_lag_ms",
-    "history_per_task",
 )
+_MEDIAN_KEYS = (*_RATE_KEYS, "store_lag_ms", "history_per_task")
 
 
 def _median(values: list[Any]) -> float | None:
@@ -36,12 +35,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for key in _MEDIAN_KEYS:
             row[key] = _median([r.get(key) for r in ok])
         # The worst run, not the median: any missing row is worth seeing.
-        row["success_rows"] = min(
-            (r["success_rows"] for r in ok if r.get("success_rows") is not None), default=None
-        )
-        row["pending_rows"] = min(
-            (r["pending_rows"] for r in ok if r.get("pending_rows") is not None), default=None
-        )
+        for key in ("success_rows", "pending_rows"):
+            row[key] = min((r[key] for r in ok if r.get(key) is not None), default=None)
         row["tasks"] = ok[0]["tasks"] if ok else None
         row["cpu_ms_per_task"] = _median_dict([r.get("cpu_ms_per_task") or {} for r in ok])
         summary[name] = row
@@ -61,13 +56,7 @@ def _median_dict(dicts: list[dict[str, float]]) -> dict[str, float]:
 def _add_ratios(summary: dict[str, dict[str, Any]]) -> None:
     base = summary.get(BASELINE, {})
     for row in summary.values():
-        for key in (
-            "enqueue_rate",
-            "enqueue_durable_rate",
-            "loaded_enqueue_rate",
-            "e2e_rate",
-            "store_rate",
-        ):
+        for key in _RATE_KEYS:
             reference = base.get("e2e_rate" if key == "store_rate" else key)
             value = row.get(key)
             row[f"{key}_ratio"] = value / reference if value and reference else None
@@ -118,16 +107,19 @@ def _target_cell(name: str, row: dict[str, Any]) -> str:
     return "; ".join(v for v in verdicts if v) or "reference (DESIGN.md: 0.50x)"
 
 
+def _rate(row: dict[str, Any], key: str) -> list[str]:
+    """A rate and its ratio to the baseline: two cells."""
+    return [_num(row[key]), _ratio(row[f"{key}_ratio"])]
+
+
 def main_table(summary: dict[str, dict[str, Any]]) -> str:
     header = ["scenario", "enqueue/s", "xbase", "e2e tasks/s", "xbase", "SUCCESS rows/N"]
     header.append("target (e2e; enqueue)")
     rows = [
         [
             name,
-            _num(row["enqueue_durable_rate"]),
-            _ratio(row["enqueue_durable_rate_ratio"]),
-            _num(row["e2e_rate"]),
-            _ratio(row["e2e_rate_ratio"]),
+            *_rate(row, "enqueue_durable_rate"),
+            *_rate(row, "e2e_rate"),
             _rows_cell(row, "success_rows"),
             _target_cell(name, row),
         ]
@@ -142,13 +134,10 @@ def enqueue_table(summary: dict[str, dict[str, Any]]) -> str:
     rows = [
         [
             name,
-            _num(row["enqueue_rate"]),
-            _ratio(row["enqueue_rate_ratio"]),
-            _num(row["enqueue_durable_rate"]),
-            _ratio(row["enqueue_durable_rate_ratio"]),
+            *_rate(row, "enqueue_rate"),
+            *_rate(row, "enqueue_durable_rate"),
             _rows_cell(row, "pending_rows"),
-            _num(row["loaded_enqueue_rate"]),
-            _ratio(row["loaded_enqueue_rate_ratio"]),
+            *_rate(row, "loaded_enqueue_rate"),
         ]
         for name, row in summary.items()
     ]
@@ -161,10 +150,8 @@ def completion_table(summary: dict[str, dict[str, Any]]) -> str:
     rows = [
         [
             name,
-            _num(row["e2e_rate"]),
-            _ratio(row["e2e_rate_ratio"]),
-            _num(row["store_rate"]),
-            _ratio(row["store_rate_ratio"]),
+            *_rate(row, "e2e_rate"),
+            *_rate(row, "store_rate"),
             _num(row["store_lag_ms"]),
             _num(row["history_per_task"], "{:.2f}"),
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +15,7 @@ NAME = "stats"
 HELP = "Count tasks by state, updated in the last hour, day and week (capped scans)."
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    output.add_json_flag(parser)
+add_arguments = output.add_json_flag
 
 
 def run(options: Mapping[str, Any], out: Output) -> int:

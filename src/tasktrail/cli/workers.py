@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -17,8 +16,7 @@ NAME = "workers"
 HELP = "List workers from their heartbeats: alive, silent (no heartbeat lately) or stopped."
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    output.add_json_flag(parser)
+add_arguments = output.add_json_flag
 
 
 def run(options: Mapping[str, Any], out: Output) -> int:
