@@ -1,6 +1,6 @@
 """Optional probe of tasktrail's write path (``--trace-flushes``): time every flush.
 
-Wraps ``tasktrail.store._write`` (the function each process's flush thread calls)
+Wraps ``tasktrail.store.write.write`` (the function each process's flush thread calls)
 before any buffer exists, and dumps per-process timings to ``<dir>/<role>-<pid>.json``
 when the process stops. Used for profiling only: the headline figures are taken
 without it.
@@ -29,10 +29,10 @@ def install(directory: str) -> None:
 
     if "tasktrail" not in settings.INSTALLED_APPS:
         return
-    from tasktrail import store
+    from tasktrail.store import write
 
     _state["dir"] = directory
-    store._write = _timed(store._write)
+    write.write = _timed(write.write)
     signals.worker_init.connect(_role("worker-main"), weak=False)
     signals.worker_process_init.connect(_role("pool"), weak=False)
     # Connected after tasktrail's own handler, so its final flush is counted.

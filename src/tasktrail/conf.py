@@ -45,7 +45,15 @@ class Settings:
     MAX_ARGS_BYTES: int = 64 * 1024
     #: A result larger than this (as JSON) fails the task with a clear reason.
     MAX_RESULT_BYTES: int = 1024 * 1024
-    #: Keyword-argument names whose values are never stored.
+    #: Progress meta larger than this (as JSON) is stored as a short marker instead.
+    MAX_META_BYTES: int = 16 * 1024
+    #: Progress and error messages are cut to this many bytes (UTF-8), with a marker.
+    MAX_MESSAGE_BYTES: int = 16 * 1024
+    #: Tracebacks are cut to their last this many bytes, with a marker.
+    MAX_TRACEBACK_BYTES: int = 64 * 1024
+    #: Argument names whose values are never stored: a name containing one of these, in
+    #: any case and at any depth of the arguments (``db_password``, ``{"auth": {"Token":
+    #: ...}}``), is stored as ``"[redacted]"``.
     REDACT_KWARGS: frozenset[str] = frozenset({"password", "secret", "token", "api_key"})
     #: Writes are buffered per process and flushed at least this often.
     FLUSH_INTERVAL: timedelta = timedelta(milliseconds=20)
@@ -114,7 +122,15 @@ _INTERVALS = {
     "STUCK_AFTER",
 }
 NOTIFIERS = ("auto", "postgres", "redis", "polling")
-_POSITIVE_INTS = {"MAX_ARGS_BYTES", "MAX_RESULT_BYTES", "MAX_BUFFERED", "CLEANUP_BATCH"}
+_POSITIVE_INTS = {
+    "MAX_ARGS_BYTES",
+    "MAX_RESULT_BYTES",
+    "MAX_META_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_TRACEBACK_BYTES",
+    "MAX_BUFFERED",
+    "CLEANUP_BATCH",
+}
 
 
 def _duration(name: str, value: object, label: str = "") -> timedelta | None:
@@ -144,7 +160,7 @@ def _coerce(name: str, value: Any) -> Any:
             f"TASKTRAIL['NOTIFY'] must be one of {', '.join(NOTIFIERS)}; got {value!r}"
         )
     if name == "REDACT_KWARGS":
-        return frozenset(str(v) for v in value)
+        return frozenset(str(v).lower() for v in value)
     if name == "RETRY" and value is not None:
         try:
             return retries.parse(value)

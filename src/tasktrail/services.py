@@ -19,7 +19,7 @@ from celery.exceptions import TaskRevokedError
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import conf, owner, states, store
+from . import conf, owner, payload, states, store
 from .celery import recorder
 from .records import TaskRecord
 from .store import audit, expiry, revocations
@@ -99,7 +99,7 @@ def retry(task_id: str, *, user: Any = None, app: celery.Celery | None = None) -
         raise ActionRefused(f"still {record.state}: only a finished task can be retried")
     if not record.name:
         raise ActionRefused("its task name was never recorded")
-    if not recorder.arguments_intact(record.args, record.kwargs):
+    if not payload.arguments_intact(record.args, record.kwargs):
         raise ActionRefused("its arguments were not stored in full (redacted or too large)")
     app = app or current_app
     new_id = str(uuid.uuid4())

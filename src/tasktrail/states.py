@@ -70,7 +70,7 @@ UNSUCCESSFUL: Final = (FAILURE, REVOKED, LOST)
 
 # Custom state names follow Celery's habit (upper-case words); the limit keeps
 # them readable and fits the column.
-_CUSTOM_STATE = re.compile(r"^[A-Z][A-Z0-9_]{0,49}$")
+_CUSTOM_STATE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
 
 
 class InvalidState(ValueError):
@@ -81,7 +81,8 @@ def validate(state: object) -> str:
     """Return ``state`` if tasktrail can record it, else raise :class:`InvalidState`."""
     if not isinstance(state, str):
         raise InvalidState(f"task state must be a string, got {type(state).__name__}")
-    if state in _RANKS or _CUSTOM_STATE.match(state):
+    # fullmatch: "$" would also match before a final newline ("A" * 50 + "\n").
+    if state in _RANKS or _CUSTOM_STATE.fullmatch(state):
         return state
     raise InvalidState(
         f"invalid task state {state[:60]!r}: use a built-in state or an upper-case name "

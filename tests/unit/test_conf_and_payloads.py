@@ -8,8 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from kombu.exceptions import EncodeError
 
-from tasktrail import conf, jsoncodec
-from tasktrail.celery import recorder
+from tasktrail import conf, jsoncodec, payload
 
 
 def test_defaults() -> None:
@@ -56,24 +55,24 @@ def test_expiry_prefers_tasktrail_then_celery_then_defaults(settings: object) ->
 
 def test_a_result_that_is_not_json_fails_with_the_reason() -> None:
     with pytest.raises(EncodeError, match=r"not JSON-serialisable.*set"):
-        recorder.result_json("t", {1, 2})
+        payload.result_json("t", {1, 2})
 
 
 def test_an_oversized_result_fails_with_the_limit(settings: object) -> None:
     settings.TASKTRAIL = {"MAX_RESULT_BYTES": 100}  # type: ignore[attr-defined]
     with pytest.raises(EncodeError, match="over TASKTRAIL\\['MAX_RESULT_BYTES'\\] \\(100\\)"):
-        recorder.result_json("t", "x" * 200)
+        payload.result_json("t", "x" * 200)
 
 
 def test_large_arguments_are_replaced_by_a_marker(settings: object) -> None:
     settings.TASKTRAIL = {"MAX_ARGS_BYTES": 50}  # type: ignore[attr-defined]
-    stored = jsoncodec.loads(recorder._args_json(["y" * 100]) or "")
+    stored = jsoncodec.loads(payload.args_json(["y" * 100]) or "")
     assert "over MAX_ARGS_BYTES (50)" in stored["tasktrail_omitted"]
 
 
 def test_secret_keyword_arguments_are_redacted() -> None:
-    stored = jsoncodec.loads(recorder._kwargs_json({"password": "hunter2", "to": "a@b.c"}) or "")
-    assert stored == {"password": recorder.REDACTED, "to": "a@b.c"}
+    stored = jsoncodec.loads(payload.kwargs_json({"password": "hunter2", "to": "a@b.c"}) or "")
+    assert stored == {"password": payload.REDACTED, "to": "a@b.c"}
 
 
 def test_kombu_types_round_trip() -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 import tasktrail
 from tasktrail import store
-from tasktrail.celery import reaper, recorder
+from tasktrail.celery import attempts, reaper, recorder
 from tasktrail.models import Worker
 from tasktrail.store import workers
 from tests.testapp import tasks
@@ -131,7 +131,7 @@ def test_a_redelivered_message_that_ran_before_starts_the_next_attempt() -> None
     headers = start_redelivered("again")
     record = tasktrail.get("again")
     assert (record.state, record.attempt, record.worker) == ("STARTED", 2, "w2")
-    assert headers == {recorder.RERUNS: 1}, "retries of this run carry the count along"
+    assert headers == {attempts.RERUNS: 1}, "retries of this run carry the count along"
 
 
 def test_a_redelivered_message_that_never_started_keeps_its_attempt() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from celery.exceptions import WorkerLostError
 from django.utils import timezone
 
-from .. import owner, states, store
+from .. import owner, payload, states, store
 from ..store import workers
 from ..store.workers import Orphan
 from . import recorder
@@ -53,7 +53,7 @@ _RESENT_KEPT = 10_000
 
 def _resend(app: Any, task: Any, orphan: Orphan) -> float | str:
     """Send the task again as the next attempt; the countdown, or why it cannot be."""
-    if not recorder.arguments_intact(orphan.args, orphan.kwargs):
+    if not payload.arguments_intact(orphan.args, orphan.kwargs):
         return "its arguments were not stored in full (capped or redacted), so it is not sent again"
     limit = task.max_retries
     if isinstance(limit, int) and orphan.attempt > limit:

@@ -18,7 +18,7 @@ from celery import current_app, current_task, signals
 from celery import states as celery_states
 
 from .. import conf, owner, store
-from . import recorder, retry, upkeep
+from . import received, recorder, retry, upkeep
 
 
 def _recorded_by_backend(task: Any) -> bool:
@@ -39,8 +39,8 @@ def _stamp_owner(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 def _sending(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    if headers is not None and headers.get("retries") and isinstance(headers.get("id"), str):
-        recorder.retry_sending(headers["id"])
+    if headers is not None:
+        recorder.sending(headers)
 
 
 def _published(
@@ -60,7 +60,7 @@ def _published(
 
 def _received(request: Any = None, **_: Any) -> None:
     if request is not None and conf.get().RECORD_RECEIVED:
-        recorder.received(request)
+        received.received(request)
 
 
 def _prerun(task_id: str = "", task: Any = None, **_: Any) -> None:

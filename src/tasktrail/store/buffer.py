@@ -14,20 +14,17 @@ import atexit
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 from ..threads import start_daemon
+from .history import HistoryEntry, Repeats
 from .schema import Row, fold
 
 logger = logging.getLogger("tasktrail.store")
 
-HistoryEntry = tuple[str, str, int, datetime, str, dict[str, Any] | None]
 Writer = Callable[[list[Row], list[HistoryEntry]], None]
 
-_RECENT_LIMIT = 10_000
 _MAX_BACKOFF = 5.0
 
 
@@ -53,8 +50,7 @@ class WriteBuffer:
         self._rows: dict[str, Row] = {}
         self._inflight: dict[str, Row] = {}
         self._history: list[HistoryEntry] = []
-        # Last (state, attempt) recorded per task, so repeats add no history.
-        self._recent: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._repeats = Repeats()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -77,17 +73,10 @@ class WriteBuffer:
         self._wake.set()
 
     def _note_history(self, row: Row, detail: dict[str, Any] | None) -> None:
-        key = (row["state"], row["attempt"])
-        task_id = row["task_id"]
-        if self._recent.get(task_id) == key:
-            return
-        self._recent[task_id] = key
-        self._recent.move_to_end(task_id)
-        if len(self._recent) > _RECENT_LIMIT:
-            self._recent.popitem(last=False)
-        self._history.append(
-            (task_id, row["state"], row["attempt"], row["updated_at"], row["worker"], detail)
-        )
+        task_id, state, attempt = row["task_id"], row["state"], row["attempt"]
+        if not self._repeats.is_repeat(task_id, state, attempt):
+            entry = HistoryEntry(task_id, state, attempt, row["updated_at"], row["worker"], detail)
+            self._history.append(entry)
 
     def pending(self, task_id: str) -> bool:
         return task_id in self._rows or task_id in self._inflight

@@ -29,10 +29,11 @@ from django.db import connections
 
 from .. import conf, states
 from ..records import TaskRecord
-from . import _record, sync
 from .db import alias as _alias
 from .db import tasks as _tasks
+from .rows import record as _record
 from .sql import TASK_TABLE
+from .write import sync
 
 #: Most rows one aggregate reads: about 50 ms of index scan on PostgreSQL.
 SAMPLE = 50_000

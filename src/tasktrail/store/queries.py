@@ -24,9 +24,10 @@ from django.db.models import Q, QuerySet
 
 from .. import states
 from ..records import TaskRecord
-from . import _record, sync
 from .db import alias as _alias
 from .db import tasks as _tasks
+from .rows import record as _record
+from .write import sync
 
 #: Where a page ended: the ``(updated_at, task_id)`` of its last task.
 Cursor = tuple[datetime, str]

@@ -10,11 +10,11 @@ import functools
 from collections.abc import Sequence
 
 from .. import states
+from .history import COLUMNS as HISTORY_COLUMNS
 from .schema import COLUMNS, CORE, KEEP, META, RESET, TEXT
 
 TASK_TABLE = "tasktrail_task"
 HISTORY_TABLE = "tasktrail_transition"
-HISTORY_COLUMNS = ("task_id", "state", "attempt", "at", "worker", "detail")
 
 
 def _order(alias: str) -> str:
@@ -81,17 +81,20 @@ def _recordset(alias: str, columns: Sequence[str], types: Sequence[str]) -> tupl
 
 @functools.cache
 def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]) -> str:
-    """One statement for a whole flush on PostgreSQL: upsert the tasks, then append
-    the history of those whose stored state is the one this flush folded to.
+    """One statement for a whole flush on PostgreSQL: upsert the tasks, then append the
+    history entries the task does not list yet (:mod:`tasktrail.store.history`).
 
     The rows travel as two JSON documents, so the statement has one shape whatever
     the batch size, is prepared once per connection, and the driver adapts two
-    strings instead of a value per cell.
+    strings instead of a value per cell. All parts of one statement see the table as
+    it was before it, so the history check reads the entries of earlier flushes.
     """
     task_defs, task_select = _recordset("r", COLUMNS, task_types)
-    history_columns = (*HISTORY_COLUMNS, "final_state", "final_attempt")
-    history_defs, _ = _recordset("h", history_columns, (*history_types, "varchar", "integer"))
+    history_defs, _ = _recordset("h", HISTORY_COLUMNS, history_types)
     _, history_select = _recordset("h", HISTORY_COLUMNS, history_types)
+    # An entry of attempt 0 (an outcome decided away from the task) takes the row's.
+    attempt = "CASE WHEN h.attempt = 0 THEN up.attempt ELSE h.attempt END"
+    history_select = history_select.replace("h.attempt", f"{attempt} AS attempt", 1)
     return (
         f"WITH up AS (INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "
         f"SELECT {task_select} FROM json_to_recordset(%s::json) AS r({task_defs}) "
@@ -99,9 +102,19 @@ def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]
         f"INSERT INTO {HISTORY_TABLE} ({', '.join(HISTORY_COLUMNS)}) "
         f"SELECT {history_select} "
         f"FROM ROWS FROM (json_to_recordset(%s::json) AS ({history_defs})) "
-        f"WITH ORDINALITY AS h({', '.join(history_columns)}, n) "
-        "JOIN up ON up.task_id = h.task_id AND up.state = h.final_state "
-        "AND up.attempt = h.final_attempt ORDER BY h.n"
+        f"WITH ORDINALITY AS h({', '.join(HISTORY_COLUMNS)}, n) "
+        "JOIN up ON up.task_id = h.task_id "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {HISTORY_TABLE} x WHERE x.task_id = h.task_id "
+        f"AND x.action = '' AND x.state = h.state AND x.attempt = {attempt}) ORDER BY h.n"
+    )
+
+
+@functools.cache
+def listed_history(tasks: int) -> str:
+    """The ``(task_id, state, attempt)`` the history lists for ``tasks`` ids."""
+    return (
+        f"SELECT task_id, state, attempt FROM {HISTORY_TABLE} "
+        f"WHERE action = '' AND task_id IN ({', '.join(['%s'] * tasks)})"
     )
 
 

@@ -1,0 +1,81 @@
+"""Point reads of the store: one task, a few, its history. Each lets this process's own
+buffered writes for the task land first, so a process always reads its own writes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from ..exceptions import TaskNotFound
+from ..records import TaskRecord, Transition
+from . import rows, storable
+from .db import alias, tasks
+from .history import ORDER
+from .write import chunks, settle, sync
+
+
+def _row(task_id: str) -> Any:
+    settle(task_id)
+    return tasks().filter(task_id=task_id).first()
+
+
+def get(task_id: str) -> TaskRecord:
+    # An id the table cannot hold was never recorded: no query for it.
+    if not storable.task_id_fits(task_id):
+        raise TaskNotFound(str(task_id)[:300])
+    row = _row(task_id)
+    if row is None:
+        raise TaskNotFound(task_id)
+    return rows.record(row)
+
+
+def get_many(task_ids: Collection[str]) -> dict[str, TaskRecord]:
+    """The records of those of ``task_ids`` that are recorded, by id."""
+    ids = [task_id for task_id in task_ids if storable.task_id_fits(task_id)]
+    for task_id in ids:
+        settle(task_id)
+    return {
+        row.task_id: rows.record(row)
+        for chunk in chunks(ids)
+        for row in tasks().filter(task_id__in=chunk)
+    }
+
+
+def versions(task_ids: Collection[str]) -> dict[str, datetime]:
+    """``updated_at`` of those of ``task_ids`` that are recorded: a cheap change check."""
+    ids = [task_id for task_id in task_ids if storable.task_id_fits(task_id)]
+    found: dict[str, datetime] = {}
+    for chunk in chunks(ids):
+        found.update(tasks().filter(task_id__in=chunk).values_list("task_id", "updated_at"))
+    return found
+
+
+def celery_meta(task_id: str) -> dict[str, Any] | None:
+    """The task as Celery's result backend protocol describes it, or ``None``."""
+    if not storable.task_id_fits(task_id):
+        return None
+    row = _row(task_id)
+    return None if row is None else rows.celery_meta(row)
+
+
+def history(task_id: str) -> list[Transition]:
+    """Every transition of ``task_id``, oldest first (:mod:`tasktrail.store.history`)."""
+    from ..models import Transition as TransitionRow
+
+    if not storable.task_id_fits(task_id):
+        return []
+    settle(task_id)
+    # Operators' audit entries share the table; see tasktrail.store.audit.
+    found = TransitionRow.objects.using(alias()).filter(task_id=task_id, action="")
+    return [
+        Transition(r.state, r.attempt, r.at, r.worker, r.detail or {})
+        for r in found.order_by(*ORDER)
+    ]
+
+
+def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:
+    """The most recently updated tasks, newest first, filtered by model fields."""
+    sync()
+    found = tasks().filter(**filters).order_by("-updated_at")[:limit]
+    return [rows.record(r) for r in found]
