@@ -14,6 +14,7 @@ import pytest
 from celery.result import AsyncResult
 
 import tasktrail
+from tasktrail import store
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
 
@@ -117,3 +118,51 @@ def test_soft_time_limit_is_recorded_clearly() -> None:
     assert record.error.type == "billiard.exceptions.SoftTimeLimitExceeded"
     assert record.error.message.startswith("soft time limit (0.5 s) exceeded")
     assert record.error.traceback and "over_soft_limit" in record.error.traceback
+
+
+def test_poison_values_among_clean_tasks_lose_nothing() -> None:
+    """A value the database cannot hold (NUL, a type name longer than its column, a
+    malformed state) is recorded made storable, and every clean task sent around it,
+    by this process and by the worker, is recorded too."""
+    clean, poisons = [], []
+    for i in range(100):
+        clean.append(tasks.add.delay(i, i))
+        if i % 20 == 0:
+            poisons += [
+                tasks.add.delay("a\x00", "b"),
+                tasks.boom.delay("bad\x00value"),
+                tasks.nul_progress.delay(),
+                tasks.long_named.delay(),
+                tasks.raises_long_type.delay(),
+                tasks.bad_state.delay(),
+            ]
+    # This process's buffer (the sender's PENDING rows) is not stuck behind the poison.
+    assert store.sync(), "the sender's buffer is stuck behind a poison row"
+    assert [r.get(timeout=60) for r in clean] == [2 * i for i in range(100)]
+    done = {r.id: wait_for(r.id, lambda rec: rec.ready, timeout=60) for r in poisons}
+    for record in done.values():
+        assert record.sent_at is not None, f"{record.id}: the sender's PENDING was lost"
+    by_name: dict[str, list[tasktrail.TaskRecord]] = {}
+    for record in done.values():
+        by_name.setdefault(record.name.rsplit(".", 1)[-1], []).append(record)
+    assert {r.result for r in by_name["add"]} == {"a\ufffdb"}
+    assert {r.args[0] for r in by_name["add"]} == {"a\ufffd"}
+    assert {(r.state, r.error.message) for r in by_name["boom"] if r.error} == {
+        ("FAILURE", "bad\ufffdvalue")
+    }
+    for record in by_name["nul_progress"]:
+        assert record.state == "SUCCESS" and record.progress is not None
+        assert (record.progress.message, record.progress.meta) == (
+            "half\ufffdway",
+            {"note": "a\ufffdb"},
+        )
+    long_names = [r for n, rs in by_name.items() if n.startswith("long_name") for r in rs]
+    assert len(long_names) == 5 and all(
+        len(r.name) == 255 and r.name.endswith("…") for r in long_names
+    )
+    for record in by_name["raises_long_type"]:
+        assert record.error is not None and len(record.error.type) == 255
+        assert "too long a type" in record.error.message
+    for record in by_name["bad_state"]:
+        assert record.state == "FAILURE" and record.error is not None
+        assert record.error.type == "tasktrail.states.InvalidState"

@@ -173,3 +173,32 @@ def reports(calls: int, current: Any = None, **meta: Any) -> int:
         value = done if current is None else current
         tasktrail.progress(value, calls, f"{done} of {calls}", **meta)
     return calls
+
+
+# Poison values (tests/integration/test_bad_input.py): each must be recorded without
+# stopping the recording of other tasks.
+
+
+@shared_task
+def nul_progress() -> str:
+    tasktrail.progress(1, 2, "half\x00way", note="a\x00b")
+    return "done"
+
+
+@shared_task(name="tests.testapp.tasks." + "long_name_" * 30)
+def long_named() -> int:
+    return 1
+
+
+#: An exception whose type name is longer than the column holding it.
+LongError = type("LongError" + "E" * 300, (Exception,), {"__module__": __name__})
+
+
+@shared_task
+def raises_long_type() -> None:
+    raise LongError("too long a type")
+
+
+@shared_task(bind=True)
+def bad_state(self: Any) -> None:
+    self.update_state(state="A" * 50 + "\n")

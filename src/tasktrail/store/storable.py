@@ -177,7 +177,7 @@ def detail(value: Any) -> Any:
 
 Write = Callable[[list[Row], list[HistoryEntry]], None]
 #: What a database says about a value it cannot store (as opposed to being unreachable).
-REFUSED = (DataError, IntegrityError, ValueError, TypeError)
+REFUSED = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 
 
 def isolate(write: Write, rows: list[Row], entries: list[HistoryEntry]) -> None:
