@@ -27,7 +27,7 @@ demo: install
 # default, then the store and the real-worker tests on PostgreSQL + Redis.
 test: install
 	$(VENV)/bin/pytest -m "not integration" $(ARGS)
-	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py tests/unit/test_storable.py \
+	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py tests/unit/test_storable.py tests/unit/test_history.py \
 		tests/unit/test_workers.py tests/unit/test_expiry.py tests/dashboard/test_store.py \
 		tests/bench tests/integration $(ARGS)
 

@@ -8,6 +8,7 @@ the write path nothing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -64,7 +65,23 @@ def from_history(history: Iterable[Transition]) -> list[Attempt]:
             runs.setdefault(number, _Run(t.state)).start(t)
         elif phase is states.Phase.DONE or t.state == states.RETRY:
             runs.setdefault(number, _Run(t.state)).end(t)
+    numbers = sorted(runs)
+    for n, later in itertools.pairwise(numbers):
+        _end_unreported(runs[n], later)
     return [
         Attempt(n, r.state, r.worker, r.worker_pid, r.started_at, r.finished_at, r.error)
-        for n, r in sorted(runs.items())
+        for n, r in ((n, runs[n]) for n in numbers)
     ]
+
+
+def _end_unreported(run: _Run, later: int) -> None:
+    """A run still "running" when a later attempt exists reported no outcome: its
+    process died (a re-delivered message, ``reject_on_worker_lost``). It is over, and
+    lost; when it ended is not known."""
+    if states.phase(run.state) is states.Phase.RUNNING:
+        run.state = states.LOST
+        run.error = TaskError(
+            "celery.exceptions.WorkerLostError",
+            f"this run reported no outcome (its process was lost); attempt {later} followed",
+            None,
+        )

@@ -63,14 +63,15 @@ class Repeats:
 
 
 def resolve_attempts(
-    entries: Iterable[HistoryEntry], attempts: Mapping[str, int]
+    entries: Iterable[HistoryEntry], attempts: Mapping[str, int], final: bool = False
 ) -> list[HistoryEntry]:
-    """Rule 3: an entry of attempt 0 takes the attempt its task's row holds; and rule 1
-    within one flush (the first of two entries for one ``(state, attempt)`` wins)."""
+    """Rule 3: an entry of attempt 0 takes the attempt its task's row holds, if known
+    (``final``: the row as stored, where 0 means 1); and rule 1 within one flush (the
+    first of two entries for one ``(state, attempt)`` wins)."""
     seen: set[tuple[str, str, int]] = set()
     out = []
     for entry in entries:
-        if entry.attempt == 0:
+        if entry.attempt == 0 and (attempts.get(entry.task_id) or final):
             entry = entry._replace(attempt=attempts.get(entry.task_id) or 1)
         key = (entry.task_id, entry.state, entry.attempt)
         if key not in seen:

@@ -93,7 +93,7 @@ def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]
     history_defs, _ = _recordset("h", HISTORY_COLUMNS, history_types)
     _, history_select = _recordset("h", HISTORY_COLUMNS, history_types)
     # An entry of attempt 0 (an outcome decided away from the task) takes the row's.
-    attempt = "CASE WHEN h.attempt = 0 THEN up.attempt ELSE h.attempt END"
+    attempt = "CASE WHEN h.attempt = 0 THEN GREATEST(up.attempt, 1) ELSE h.attempt END"
     history_select = history_select.replace("h.attempt", f"{attempt} AS attempt", 1)
     return (
         f"WITH up AS (INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "

@@ -71,7 +71,7 @@ def _write_generic(
             params = [adapt(row[c]) if c in DATETIMES else row[c] for row in chunk for c in COLUMNS]
             cursor.execute(sql.upsert(len(chunk)), params)
             stored.update((task_id, attempt) for task_id, _, attempt in cursor.fetchall())
-        entries = _history.resolve_attempts(entries, stored)
+        entries = _history.resolve_attempts(entries, stored, final=True)
         listed: set[tuple[str, str, int]] = set()
         for chunk in chunks(sorted({e.task_id for e in entries})):
             cursor.execute(sql.listed_history(len(chunk)), list(chunk))
