@@ -5,7 +5,7 @@
 holds the same data set (``--reload`` forces a fresh one), applies any new migrations,
 then renders each page through Django's test client as a logged-in staff user: W
 warm-up requests, then N timed ones, reporting p50/p95/max in ms and the ratio to the
-design's 200 ms target (DESIGN.md, "Targets"). For every page it also lists the SQL
+200 ms target (docs/explanation/targets.md). For every page it also lists the SQL
 the page ran, with each query's time, and prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the
 slowest query of each page over ``--explain-over`` ms.
 

@@ -104,7 +104,7 @@ def _target_cell(name: str, row: dict[str, Any]) -> str:
         _verdict(row["e2e_rate_ratio"], scenario.e2e_target),
         _verdict(row["enqueue_durable_rate_ratio"], scenario.enqueue_target),
     ]
-    return "; ".join(v for v in verdicts if v) or "reference (DESIGN.md: 0.50x)"
+    return "; ".join(v for v in verdicts if v) or "reference (targets: 0.50x)"
 
 
 def _rate(row: dict[str, Any], key: str) -> list[str]:

@@ -8,6 +8,16 @@ from django.db import models
 from . import states
 from .jsoncodec import CeleryJSONDecoder, CeleryJSONEncoder
 
+#: Named subsets of the task table. Each is the condition of a partial index and the
+#: filter of the queries that index serves: one definition, so they cannot drift apart
+#: (a query whose condition differs from the index's cannot use it).
+#: Running now: started, progressing or in a custom state; not waiting for a retry.
+RUNNING = models.Q(rank__gte=states.RANK_STARTED, rank__lt=states.RANK_RETRY)
+#: Not done: waiting, running, retrying.
+UNFINISHED = models.Q(rank__lt=states.RANK_LOST)
+#: Done without a result: what an operator looks for.
+UNSUCCESSFUL = models.Q(state__in=states.UNSUCCESSFUL)
+
 
 def _json() -> models.JSONField[object]:
     return models.JSONField(null=True, encoder=CeleryJSONEncoder, decoder=CeleryJSONDecoder)
@@ -82,7 +92,7 @@ class Task(models.Model):
             models.Index(
                 fields=["worker"],
                 name="tasktrail_task_running",
-                condition=models.Q(rank__gte=states.RANK_STARTED, rank__lt=states.RANK_RETRY),
+                condition=RUNNING,
             ),
             # The dashboard's list (keyset on updated_at, task_id) and its bounded
             # aggregates (recent tasks by state, throughput, timings).
@@ -94,12 +104,12 @@ class Task(models.Model):
             models.Index(
                 fields=["updated_at", "task_id"],
                 name="tasktrail_task_unfinished",
-                condition=models.Q(rank__lt=states.RANK_LOST),
+                condition=UNFINISHED,
             ),
             models.Index(
                 fields=["updated_at", "task_id"],
                 name="tasktrail_task_unsuccessful",
-                condition=models.Q(state__in=states.UNSUCCESSFUL),
+                condition=UNSUCCESSFUL,
             ),
         ]
 

@@ -131,7 +131,7 @@ def message(text: str) -> str:
     if len(text) <= limit // 4 or (size := _size(text)) <= limit:
         return text
     marker = f"… [cut: {size} bytes, over MAX_MESSAGE_BYTES ({limit})]"
-    return _prefix(text, max(0, limit - len(marker))) + marker
+    return _prefix(text, max(0, limit - len(marker.encode()))) + marker
 
 
 def traceback(text: str) -> str:
@@ -140,6 +140,6 @@ def traceback(text: str) -> str:
     if len(text) <= limit // 4 or (size := _size(text)) <= limit:
         return text
     marker = f"[cut: {size} bytes, over MAX_TRACEBACK_BYTES ({limit}); the end follows] …\n"
-    keep = max(0, limit - len(marker))
+    keep = max(0, limit - len(marker.encode()))
     tail = text.encode("utf-8", "replace")[-keep:].decode("utf-8", "ignore") if keep else ""
     return marker + tail

@@ -139,6 +139,10 @@ def test_poison_values_among_clean_tasks_lose_nothing() -> None:
     # This process's buffer (the sender's PENDING rows) is not stuck behind the poison.
     assert store.sync(), "the sender's buffer is stuck behind a poison row"
     assert [r.get(timeout=60) for r in clean] == [2 * i for i in range(100)]
+    records = [tasktrail.get(r.id) for r in clean]
+    # sent_at is taken before the message is published: never after the task started.
+    late = [r.id for r in records if not (r.sent_at and r.started_at and r.sent_at <= r.started_at)]
+    assert not late, f"sent after they started: {late}"
     done = {r.id: wait_for(r.id, lambda rec: rec.ready, timeout=60) for r in poisons}
     for record in done.values():
         assert record.sent_at is not None, f"{record.id}: the sender's PENDING was lost"

@@ -1,6 +1,6 @@
 """tasktrail with a real worker process, real Redis and the real database.
 
-Every state of DESIGN.md that the foundation records is observed here, through
+Every state tasktrail records (docs/reference/states.md) is observed here, through
 tasktrail's API and through Celery's own ``AsyncResult``.
 """
 

@@ -75,6 +75,59 @@ def test_secret_keyword_arguments_are_redacted() -> None:
     assert stored == {"password": payload.REDACTED, "to": "a@b.c"}
 
 
+def test_redaction_matches_names_in_any_case_by_part_and_at_any_depth() -> None:
+    kwargs = {
+        "Password": "a",
+        "API_KEY": "b",
+        "Token": "c",
+        "db_password": "d",
+        "credentials": {"password": "e", "user": "ann"},
+        "items": [{"access_token": "f"}],
+        "to": "a@b.c",
+    }
+    stored = jsoncodec.loads(payload.kwargs_json(kwargs) or "")
+    hidden = payload.REDACTED
+    assert stored == {
+        "Password": hidden,
+        "API_KEY": hidden,
+        "Token": hidden,
+        "db_password": hidden,
+        "credentials": {"password": hidden, "user": "ann"},
+        "items": [{"access_token": hidden}],
+        "to": "a@b.c",
+    }
+    # Mappings passed positionally are redacted too.
+    assert jsoncodec.loads(payload.args_json([{"Secret": "s"}, 3]) or "") == [
+        {"Secret": hidden},
+        3,
+    ]
+    assert not payload.arguments_intact([], stored)
+    assert payload.arguments_intact([1], {"to": "a@b.c"})
+
+
+def test_redaction_words_from_settings_are_matched_in_any_case(settings: object) -> None:
+    settings.TASKTRAIL = {"REDACT_KWARGS": ["IBAN"]}  # type: ignore[attr-defined]
+    stored = jsoncodec.loads(payload.kwargs_json({"iban": "DE00", "password": "p"}) or "")
+    assert stored == {"iban": payload.REDACTED, "password": "p"}
+
+
+def test_messages_tracebacks_and_meta_are_capped_with_a_marker(settings: object) -> None:
+    settings.TASKTRAIL = {  # type: ignore[attr-defined]
+        "MAX_MESSAGE_BYTES": 100,
+        "MAX_TRACEBACK_BYTES": 200,
+        "MAX_META_BYTES": 50,
+    }
+    message = payload.message("m" * 5_000_000)
+    assert len(message.encode()) <= 100 and message.endswith("over MAX_MESSAGE_BYTES (100)]")
+    assert payload.message("é" * 60).endswith("over MAX_MESSAGE_BYTES (100)]"), "bytes, not chars"
+    assert payload.message("short") == "short"
+    traceback = payload.traceback("line\n" * 1000 + "ValueError: the end")
+    assert len(traceback.encode()) <= 200 and traceback.endswith("ValueError: the end")
+    assert traceback.startswith("[cut: ")
+    meta = jsoncodec.loads(payload.meta_json(jsoncodec.dumps({"x": "y" * 100})) or "")
+    assert "over MAX_META_BYTES (50)" in meta[payload.OMITTED]
+
+
 def test_kombu_types_round_trip() -> None:
     from datetime import UTC, datetime
     from decimal import Decimal

@@ -67,7 +67,7 @@ def test_forward_moves_are_accepted(current: tuple[str, int], new: tuple[str, in
 @pytest.mark.parametrize(
     ("current", "new"),
     [
-        ((SUCCESS, 1), (STARTED, 1)),  # the late STARTED of DESIGN.md
+        ((SUCCESS, 1), (STARTED, 1)),  # a STARTED arriving after the outcome
         ((SUCCESS, 1), (SUCCESS, 1)),  # duplicate outcome
         ((FAILURE, 1), (SUCCESS, 1)),
         ((REVOKED, 1), (STARTED, 2)),  # nothing comes back from done

@@ -242,7 +242,9 @@ def _records(rows: Any) -> list[TaskRecord]:
 def running(limit: int = LIST_LIMIT) -> list[TaskRecord]:
     """Tasks running now, longest-running first; the partial running index holds only them."""
     sync()
-    rows = _tasks().filter(rank__gte=states.RANK_STARTED, rank__lt=states.RANK_RETRY)
+    from ..models import RUNNING
+
+    rows = _tasks().filter(RUNNING)
     return _records(rows.order_by("started_at", "task_id")[:limit])
 
 
@@ -253,8 +255,10 @@ def stuck(now: datetime, limit: int = LIST_LIMIT) -> list[TaskRecord]:
     means a hung task (a dead worker's tasks become ``LOST`` instead). A retry waiting
     for its countdown is not stuck.
     """
+    from ..models import UNFINISHED
+
     cutoff = now - conf.get().STUCK_AFTER
-    rows = _tasks().filter(rank__lt=states.RANK_LOST, updated_at__lt=cutoff)
+    rows = _tasks().filter(UNFINISHED, updated_at__lt=cutoff)
     rows = rows.exclude(rank=states.RANK_RETRY, next_retry_at__gt=now)
     return _records(rows.order_by("updated_at", "task_id")[:limit])
 

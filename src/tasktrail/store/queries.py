@@ -79,9 +79,11 @@ class TaskFilter:
         or failed (``WHERE state IN (...)``). Such a page is complete, not scanned."""
         if self.state is None or any((self.name, self.queue, self.owner_id is not None)):
             return None
-        if states.rank(self.state) < states.RANK_LOST:
-            return Q(rank__lt=states.RANK_LOST)
-        return Q() if self.state in states.UNSUCCESSFUL else None
+        from ..models import UNFINISHED, UNSUCCESSFUL
+
+        if not states.is_done(self.state):
+            return UNFINISHED
+        return UNSUCCESSFUL if self.state in states.UNSUCCESSFUL else None
 
     def period(self) -> Q:
         """The conditions the ``updated_at`` index serves."""

@@ -14,7 +14,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from .. import states
 from .db import alias as _alias
 
 
@@ -106,7 +105,7 @@ def release(name: str, holder: str) -> None:
 
 def orphans(now: datetime, limit: int = 500) -> list[Orphan]:
     """Running tasks whose worker is silent (or stopped), or restarted since they started."""
-    from ..models import Task, Worker
+    from ..models import RUNNING, Task, Worker
 
     workers = {w.hostname: w for w in Worker.objects.using(_alias())}
     gone = [w.hostname for w in workers.values() if w.silent_after < now]
@@ -114,8 +113,7 @@ def orphans(now: datetime, limit: int = 500) -> list[Orphan]:
     for w in workers.values():
         if w.silent_after >= now:
             where |= Q(worker=w.hostname, started_at__lt=w.started_at)
-    running = Q(rank__gte=states.RANK_STARTED, rank__lt=states.RANK_RETRY)
-    tasks = Task.objects.using(_alias()).filter(running, where)[:limit]
+    tasks = Task.objects.using(_alias()).filter(RUNNING, where)[:limit]
     return [_orphan(t, workers[t.worker], now) for t in tasks]
 
 
