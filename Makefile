@@ -24,12 +24,14 @@ demo: install
 	$(PY) example/manage.py demo $(ARGS)
 
 # The suite runs twice: everything but the worker tests on the embedded SQLite
-# default, then the store and the real-worker tests on PostgreSQL + Redis.
+# default, then every test that touches the database (pytest-django's django_db
+# marker) and the real-worker tests on PostgreSQL + Redis. A store test added anywhere
+# runs on both databases without being listed here.
+PG_TESTS := (django_db or integration or postgres) and not browser and not acceptance
+
 test: install
 	$(VENV)/bin/pytest -m "not integration" $(ARGS)
-	TT_DB=postgres $(VENV)/bin/pytest tests/unit/test_store.py tests/unit/test_store_guard.py tests/unit/test_storable.py tests/unit/test_history.py \
-		tests/unit/test_workers.py tests/unit/test_expiry.py tests/dashboard/test_store.py \
-		tests/bench tests/integration $(ARGS)
+	TT_DB=postgres $(VENV)/bin/pytest -m "$(PG_TESTS)" $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
