@@ -2,13 +2,16 @@
 
 ``TT_DB=postgres`` (the integration layer's default in CI) or ``sqlite``;
 ``TT_DB_NAME`` points a worker process at the database the test run created;
-``TT_BROKER`` is the broker URL for worker tests; ``TT_TEST_DB_NAME`` names the
+``TT_BROKER`` is the broker for worker tests (a URL, or ``rabbitmq`` for a vhost of the
+run's own: see tests/brokers.py); ``TT_TEST_DB_NAME`` names the
 PostgreSQL test database, so concurrent runs on one server need not share it.
 """
 
 import os
 import tempfile
 from pathlib import Path
+
+from tests import brokers
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -75,7 +78,7 @@ else:
         }
     }
 
-CELERY_BROKER_URL = os.environ.get("TT_BROKER", "redis://127.0.0.1:6379/9")
+CELERY_BROKER_URL = brokers.url()
 CELERY_RESULT_BACKEND = "tasktrail"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TT_QUEUE", "celery")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -85,6 +88,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 TASKTRAIL: dict[str, object] = {
     "HEARTBEAT_INTERVAL": float(os.environ.get("TT_HEARTBEAT_INTERVAL", "1"))
 }
+if not brokers.is_redis(CELERY_BROKER_URL):
+    # The Redis notifier's tests still have a Redis to publish through.
+    TASKTRAIL["REDIS_URL"] = brokers.REDIS_DEFAULT
 if "TT_NOTIFY" in os.environ:
     # Live tests start workers that publish through a given notifier.
     TASKTRAIL["NOTIFY"] = os.environ["TT_NOTIFY"]

@@ -24,12 +24,18 @@ ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture(scope="session")
-def services() -> None:
+def services() -> Iterator[None]:
+    from tests import brokers
+
     require("Redis", "127.0.0.1", 6379)
+    if not brokers.is_redis(settings.CELERY_BROKER_URL):
+        require("RabbitMQ", "127.0.0.1", 5672)
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         require("PostgreSQL", "127.0.0.1", 5432)
     elif IN_CI:
         pytest.fail("integration tests run on PostgreSQL in CI: set TT_DB=postgres")
+    yield
+    brokers.remove_vhost()
 
 
 @pytest.fixture(scope="session")

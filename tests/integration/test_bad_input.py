@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from celery.result import AsyncResult
+from django.conf import settings
 
 import tasktrail
 from tasktrail import store
@@ -73,7 +74,7 @@ def publish_raw(body: bytes, content_type: str, task_id: str) -> None:
     with app.producer_or_acquire() as producer:
         producer.publish(
             body,
-            routing_key="celery",
+            routing_key=settings.CELERY_TASK_DEFAULT_QUEUE,
             content_type=content_type,
             content_encoding="utf-8",
             headers=headers,
