@@ -27,6 +27,9 @@ META: Final = (
     "root_id",
     "group_id",
     "sent_at",
+    # Whether non-staff see the outcome (tasktrail.options.show_result): the first
+    # process that knew the task decides; "" until one did.
+    "show_result",
 )
 #: Set by every accepted event.
 CORE: Final = ("state", "rank", "updated_at")
@@ -67,6 +70,7 @@ TEXT: Final = frozenset(
         "error_type",
         "error_message",
         "traceback",
+        "show_result",
     }
 )
 #: Columns holding JSON; rows carry them already encoded as text.
