@@ -60,9 +60,7 @@ def check_task_options(**_: Any) -> list[checks.CheckMessage]:
     from celery import current_app
 
     try:
-        # The task modules a worker imports (autodiscovery included): the check then
-        # sees the tasks the workers run, not only those this process imported so far.
-        current_app.loader.import_default_modules()
+        _import_task_modules(current_app)
     except Exception as exc:
         return [
             checks.Warning(
@@ -75,6 +73,20 @@ def check_task_options(**_: Any) -> list[checks.CheckMessage]:
     for name, task in sorted(current_app.tasks.items()):
         found += _check_task(name, task)
     return found
+
+
+def _import_task_modules(app: Any) -> None:
+    """The task modules a worker imports: each app's ``tasks`` (what
+    ``app.autodiscover_tasks()`` finds) and Celery's ``imports`` and ``include``.
+
+    Not ``app.loader.import_default_modules()``: its signal makes Celery's Django fixup
+    run every system check again, this one included.
+    """
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("tasks")
+    for module in app.loader.default_modules:
+        app.loader.import_task_module(module)
 
 
 def _own_attributes(task: Any) -> Iterator[tuple[str, Any]]:
