@@ -110,3 +110,20 @@ def test_what_is_recorded_for_a_task(define: Callable[..., Any], value: Any, rec
     extra = {} if value is None else {options.SHOW_RESULT: value}
     assert options.show_result(define("tests.unit.flag", **extra)) == recorded
     assert options.show_result(None) == options.UNKNOWN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_a_process_records_hidden_the_task_stays_hidden() -> None:
+    """A sender running an older release (no option yet) must not outvote the worker."""
+    from tasktrail.store import get
+    from tests.conftest import recorded
+
+    recorded("skew-1", "PENDING", show_result=options.DEFAULT)
+    recorded("skew-1", "STARTED", show_result=options.HIDDEN)
+    assert get("skew-1").show_result == options.HIDDEN
+    recorded("skew-1", "SUCCESS", show_result=options.SHOWN)
+    assert get("skew-1").show_result == options.HIDDEN
+    recorded("skew-2", "PENDING", show_result=options.UNKNOWN)
+    recorded("skew-2", "STARTED", show_result=options.SHOWN)
+    recorded("skew-2", "SUCCESS", show_result=options.DEFAULT)
+    assert get("skew-2").show_result == options.SHOWN
