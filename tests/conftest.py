@@ -62,11 +62,13 @@ def recorded(
     task_id: str, state: str, at: datetime | None = None, attempt: int = 1, **values: Any
 ) -> None:
     """Write one event for ``task_id`` as a worker would, stored when this returns (from
-    the calling thread, with its connection)."""
+    the calling thread, with its connection). Like a worker's, it records the task's
+    ``tasktrail_show_result`` (as unset, unless ``show_result`` says otherwise)."""
     from django.utils import timezone
 
-    from tasktrail import store
+    from tasktrail import options, store
 
+    values.setdefault("show_result", options.DEFAULT)
     store.record(store.event(task_id, state, attempt, at or timezone.now(), **values))
     store.flush()
 

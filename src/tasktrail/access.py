@@ -5,24 +5,33 @@ A task is visible to the user who sent it, to staff and holders of
 (:func:`sign`, for anonymous flows). To everyone else it does not exist: lookups raise
 :class:`~tasktrail.TaskNotFound`, exactly as for an unknown id, so ids cannot be probed.
 
-What a viewer sees (:func:`snapshot`): state, phase, progress, timestamps, attempt; the
-result and the error summary unless the task hides them from non-staff
-(``@shared_task(tasktrail_show_result=False)``, default ``TASKTRAIL["SHOW_RESULT"]``);
-tracebacks and arguments only for staff.
+What a viewer sees of a task is :func:`disclosure` of the viewer's :class:`Level` and
+the record, from the table :data:`RULES` (docs/how-to/security.md shows the same table;
+a test reads both). Every surface (JSON status, event stream, status page, dashboard,
+admin, CLI) asks it and renders :func:`redact` of the record and
+:func:`redact_history` of its transitions, so none can show more than it allows.
+
+A task's outcome (result, error messages) is shown to non-staff unless it hides it:
+:func:`shows_outcome` reads the ``tasktrail_show_result`` option *recorded with the
+task* when it was sent or started (see :mod:`tasktrail.options`), never the web
+process's task registry, which need not have imported the task. A record no process
+that knew the task has described (sent by name, never started) fails closed: staff only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Protocol
 
 from django.core import signing
 
-from . import conf, notify, states, store
+from . import conf, notify, options, states, store
 from .exceptions import TaskNotFound
-from .records import TaskRecord
+from .records import TaskError, TaskRecord, Transition
 
 _SALT = "tasktrail.link"
 #: Acting on tasks (retry, revoke) on the dashboard and in the admin needs this.
@@ -99,12 +108,136 @@ def lookup(task_id: str, user: Any, token: str | None = None) -> tuple[TaskRecor
     return record, allowed
 
 
-def _shows_outcome(record: TaskRecord) -> bool:
-    from celery import current_app
+class Shown(enum.Enum):
+    """A cell of :data:`RULES`, as docs/how-to/security.md writes it."""
 
-    task = current_app.tasks.get(record.name) if record.name else None
-    option = getattr(task, "tasktrail_show_result", None)
-    return conf.get().SHOW_RESULT if option is None else bool(option)
+    ALWAYS = "yes"
+    UNLESS_HIDDEN = "unless hidden"
+    NEVER = "no"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rule:
+    #: State, phase, progress, timestamps, attempts, queue, related tasks, actions taken.
+    task: Shown
+    #: The result and the error type and message: the final one and every attempt's.
+    outcome: Shown
+    #: Tracebacks, arguments, the worker (hostname, pid; the workers table) and the owner.
+    internals: Shown
+
+
+#: What each level sees: the table of docs/how-to/security.md.
+RULES: Final = {
+    Level.STAFF: Rule(Shown.ALWAYS, Shown.ALWAYS, Shown.ALWAYS),
+    Level.VIEWER: Rule(Shown.ALWAYS, Shown.UNLESS_HIDDEN, Shown.NEVER),
+    Level.NONE: Rule(Shown.NEVER, Shown.NEVER, Shown.NEVER),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Disclosure:
+    """What one viewer may see of one task (or, without a record, of any task)."""
+
+    task: bool
+    outcome: bool
+    traceback: bool
+    arguments: bool
+    worker: bool
+    owner: bool
+
+    @property
+    def everything(self) -> bool:
+        return all(getattr(self, f.name) for f in dataclasses.fields(self))
+
+
+class Described(Protocol):
+    """A task as :func:`disclosure` needs it: a record, or the admin's row."""
+
+    @property
+    def show_result(self) -> str: ...
+
+
+def shows_outcome(record: Described) -> bool:
+    """Whether viewers other than staff may see ``record``'s outcome.
+
+    Only what was recorded with the task counts: ``"default"`` defers to
+    ``SHOW_RESULT`` as it is now (so turning it off hides every such task at once);
+    unknown (``""``) is hidden, whatever ``SHOW_RESULT`` says.
+    """
+    match record.show_result:
+        case options.SHOWN:
+            return True
+        case options.DEFAULT:
+            return conf.get().SHOW_RESULT
+    return False
+
+
+def _grants(cell: Shown, record: Described | None) -> bool:
+    if cell is Shown.UNLESS_HIDDEN:
+        return record is not None and shows_outcome(record)
+    return cell is Shown.ALWAYS
+
+
+def disclosure(allowed: Level, record: Described | None = None) -> Disclosure:
+    """What a viewer at ``allowed`` sees of ``record``; without one, what they see of
+    every task (an outcome only where :data:`RULES` shows it always)."""
+    rule = RULES[allowed]
+    internals = _grants(rule.internals, record)
+    return Disclosure(
+        task=_grants(rule.task, record),
+        outcome=_grants(rule.outcome, record),
+        traceback=internals,
+        arguments=internals,
+        worker=internals,
+        owner=internals,
+    )
+
+
+def redact(record: TaskRecord, shown: Disclosure) -> TaskRecord:
+    """``record`` with what ``shown`` does not allow taken out."""
+    error = record.error
+    if error is not None and not shown.traceback:
+        error = TaskError(error.type, error.message, None)
+    return dataclasses.replace(
+        record,
+        result=record.result if shown.outcome else None,
+        error=error if shown.outcome else None,
+        args=record.args if shown.arguments else None,
+        kwargs=record.kwargs if shown.arguments else None,
+        worker=record.worker if shown.worker else "",
+        worker_pid=record.worker_pid if shown.worker else None,
+        owner_id=record.owner_id if shown.owner else None,
+    )
+
+
+#: Which part of a disclosure each key of a transition's detail belongs to; a key not
+#: listed is shown only to whoever sees everything.
+_DETAIL: Final = {
+    "next_retry_at": "task",
+    "pid": "worker",
+    "error_type": "outcome",
+    "error_message": "outcome",
+    "traceback": "traceback",
+}
+
+
+def redact_history(history: Iterable[Transition], shown: Disclosure) -> list[Transition]:
+    """A task's transitions (and so its attempts and timeline) as ``shown`` allows."""
+    if shown.everything:
+        return list(history)
+
+    def allowed(key: str) -> bool:
+        part = _DETAIL.get(key)
+        return part is not None and bool(getattr(shown, part))
+
+    return [
+        dataclasses.replace(
+            t,
+            worker=t.worker if shown.worker else "",
+            detail={k: v for k, v in t.detail.items() if allowed(k)},
+        )
+        for t in history
+    ]
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -113,6 +246,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 def snapshot(record: TaskRecord, allowed: Level) -> dict[str, Any]:
     """The task as ``allowed`` may see it, ready for JSON."""
+    shown = disclosure(allowed, record)
+    visible = redact(record, shown)
     data: dict[str, Any] = {
         "id": record.id,
         "name": record.name,
@@ -129,13 +264,14 @@ def snapshot(record: TaskRecord, allowed: Level) -> dict[str, Any]:
         "next_retry_at": _iso(record.next_retry_at),
         "version": notify.version(record),
     }
-    if allowed is Level.STAFF or _shows_outcome(record):
-        if record.state == states.SUCCESS:
-            data["result"] = record.result
-        if record.error is not None:
-            data["error"] = {"type": record.error.type, "message": record.error.message}
-    if allowed is Level.STAFF:
-        if record.error is not None:
-            data["error"]["traceback"] = record.error.traceback
-        data.update(args=record.args, kwargs=record.kwargs, worker=record.worker)
+    if shown.outcome and record.state == states.SUCCESS:
+        data["result"] = visible.result
+    if visible.error is not None:
+        data["error"] = {"type": visible.error.type, "message": visible.error.message}
+        if shown.traceback:
+            data["error"]["traceback"] = visible.error.traceback
+    if shown.arguments:
+        data.update(args=visible.args, kwargs=visible.kwargs)
+    if shown.worker:
+        data["worker"] = visible.worker
     return data

@@ -2,12 +2,15 @@
 
 Rows are written only by the store, so nobody adds, changes or deletes them here.
 Everything a task carries (arguments, results, tracebacks) came from user code and is
-rendered escaped, inside ``<pre>``.
+rendered escaped, inside ``<pre>``. What a user sees follows
+:func:`tasktrail.access.disclosure`, as on every other surface: Django's own admin site
+lets only active staff in, who see everything, but a project's own site may let others
+in, and they see no field the rule does not allow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -83,6 +86,38 @@ _COMPUTED = (
 )
 
 
+#: The part of :class:`~tasktrail.access.Disclosure` each field of the task page needs.
+_NEEDS = {
+    "arguments": "arguments",
+    "keyword_arguments": "arguments",
+    "outcome": "outcome",
+    "error": "outcome",
+    "traceback_text": "traceback",
+    "worker": "worker",
+    "worker_pid": "worker",
+    # The history table names each transition's worker.
+    "history": "worker",
+    "owner": "owner",
+}
+
+
+def _allowed(fields: Sequence[Any], shown: access.Disclosure) -> list[Any]:
+    """``fields`` (names, or tuples of names on one line) without those ``shown`` hides."""
+    kept: list[Any] = []
+    for field in fields:
+        if isinstance(field, tuple | list):
+            line = tuple(_allowed(field, shown))
+            if line:
+                kept.append(line)
+        elif field not in _NEEDS or getattr(shown, _NEEDS[field]):
+            kept.append(field)
+    return kept
+
+
+def _level(request: HttpRequest) -> access.Level:
+    return access.operator(getattr(request, "user", None))
+
+
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
     list_display = ("task_id", "name", "state", "queue", "progress", "worker", "updated_at")
@@ -96,7 +131,7 @@ class TaskAdmin(ReadOnlyAdmin):
     actions = ("retry", "revoke", "revoke_and_terminate")
     fields = (
         ("task_id", "name", "queue"),
-        ("state", "attempt", "max_retries"),
+        ("state", "attempt", "max_retries", "show_result"),
         "progress",
         ("owner", "worker", "worker_pid"),
         ("parent_id", "root_id", "group_id"),
@@ -105,6 +140,18 @@ class TaskAdmin(ReadOnlyAdmin):
         *_COMPUTED[1:],
     )
     readonly_fields = _COMPUTED
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return _level(request) is not access.Level.NONE and super().has_view_permission(
+            request, obj
+        )
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        return _allowed(super().get_list_display(request), access.disclosure(_level(request)))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        shown = access.disclosure(_level(request), obj)
+        return _allowed(super().get_fields(request, obj), shown)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -192,6 +239,12 @@ class WorkerAdmin(ReadOnlyAdmin):
     list_display = ("hostname", "pid", "started_at", "last_seen", "active", "reserved", "status")
     search_fields = ("^hostname",)
     ordering = ("-last_seen",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Every row is a worker's hostname.
+        return access.disclosure(_level(request)).worker and super().has_view_permission(
+            request, obj
+        )
 
     @admin.display(description="status")
     def status(self, worker: Worker) -> str:

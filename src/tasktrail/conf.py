@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import retries
+from . import options, retries
 from .retries import RetryPolicy
 
 
@@ -204,7 +204,7 @@ def expires_after(
     """How long a finished task is kept: the task's own option, tasktrail's setting,
     Celery's, else the default."""
     if task_override is not None:
-        option = "tasktrail_result_expires" if succeeded else "tasktrail_failure_expires"
+        option = options.RESULT_EXPIRES if succeeded else options.FAILURE_EXPIRES
         return _duration(option, task_override, f"the task option {option}")
     settings = get()
     if succeeded:

@@ -67,6 +67,10 @@ class Task(models.Model):
     updated_at = models.DateTimeField()
     next_retry_at = models.DateTimeField(null=True)
     expires_at = models.DateTimeField(null=True)
+    # The task's tasktrail_show_result option as recorded when it was sent or started
+    # (tasktrail.options: "yes", "no", "default"; "" when no process knew the task).
+    # A database default, so a process still running the previous release can insert.
+    show_result = models.CharField(max_length=8, blank=True, db_default="")
 
     class Meta:
         db_table = "tasktrail_task"

@@ -11,8 +11,10 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-HEADER = "tasktrail_owner"
+from . import options
 
+#: The message header carrying the owner (registered in :mod:`tasktrail.options`).
+HEADER = options.OWNER_HEADER
 _current: contextvars.ContextVar[Any] = contextvars.ContextVar("tasktrail_owner", default=None)
 
 

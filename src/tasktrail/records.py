@@ -83,6 +83,10 @@ class TaskRecord:
     expires_at: datetime | None
     #: Ids of the tasks this one sent, as Celery stored them when it finished.
     children: tuple[str, ...] = ()
+    #: The task's ``tasktrail_show_result`` as recorded when it was sent or started:
+    #: one of :mod:`tasktrail.options`' ``SHOWN``, ``HIDDEN``, ``DEFAULT``, or
+    #: ``UNKNOWN`` (no process that knew the task recorded it). See :mod:`tasktrail.access`.
+    show_result: str = ""
 
     @property
     def phase(self) -> states.Phase:

@@ -79,9 +79,9 @@ def test_stats_counts_by_state_per_window(tasktrail: Run) -> None:
 
 
 def test_workers_tells_alive_silent_and_stopped(tasktrail: Run) -> None:
-    # Now, not the module's NOW: "alive" is judged against the clock when the command runs.
+    # Now, not at import: a run of other tests first must not age the heartbeats.
     now = timezone.now()
-    later = now + timedelta(seconds=30)
+    later = now + timedelta(hours=1)
     workers.beat("alive@h", 10, now, now, later, active=2, reserved=1)
     workers.beat("silent@h", 11, now, now - timedelta(minutes=2), now - timedelta(minutes=1), 1, 0)
     workers.beat("stopped@h", 12, now, now, later, 0, 0)

@@ -68,3 +68,16 @@ def test_permission_holders_do_not_see_arguments_or_tracebacks(
     assert "Traceback" not in viewer.content.decode()
     assert 'data-json="args"' in staff.content.decode()
     assert "Traceback (most recent call last)" in staff.content.decode()
+
+
+def test_only_staff_may_list_someones_tasks(users: dict[str, User], failed: str) -> None:
+    """Filtering by owner would tell a permission holder who owns what."""
+    path = "/tasktrail/tasks/?owner=plain"
+    viewer = client_for(users["viewer"]).get(path).content.decode()
+    staff = client_for(users["staff"]).get(path).content.decode()
+    assert 'name="owner"' in staff and 'name="owner"' not in viewer
+    other = client_for(users["staff"]).get("/tasktrail/tasks/?owner=staff").content.decode()
+    assert failed in staff and failed not in other
+    # For the permission holder the filter is not applied: the list does not narrow.
+    ignored = client_for(users["viewer"]).get("/tasktrail/tasks/?owner=staff").content.decode()
+    assert failed in ignored

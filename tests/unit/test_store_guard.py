@@ -51,6 +51,8 @@ def random_event(rng: random.Random, task_id: str, step: int) -> Row:
         values["progress_current"] = rng.choice([None, float(step)])
     if rng.random() < 0.3:
         values["owner_id"] = rng.choice([None, 7])
+    if rng.random() < 0.5:
+        values["show_result"] = rng.choice(["", "yes", "no", "default"])
     return store.event(task_id, state, rng.randint(0, 3), T0 + timedelta(seconds=step), **values)
 
 

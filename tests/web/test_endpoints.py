@@ -18,7 +18,7 @@ from django.template import Context, Template
 from django.test import AsyncClient, Client, override_settings
 
 import tasktrail
-from tasktrail import access
+from tasktrail import access, options
 from tests.conftest import client_for, make_user, recorded, require
 from tests.sse import events
 
@@ -163,12 +163,15 @@ def test_status_url_opens_the_status_page_for_anyone_holding_it(failed: str) -> 
 
 
 def test_a_task_can_keep_its_result_from_everyone_but_staff(users: dict[str, User]) -> None:
+    from tests.testapp.tasks import keeps_result_private
+
     recorded(
         "private-1",
         "SUCCESS",
         name="tests.testapp.tasks.keeps_result_private",
         owner_id=users["alice"].pk,
         result='{"secret": "only staff see this"}',
+        show_result=options.show_result(keeps_result_private),
     )
     assert "result" not in client_for(users["alice"]).get(url("status", "private-1")).json()
     staff = client_for(users["staff"]).get(url("status", "private-1")).json()
@@ -180,6 +183,28 @@ def test_show_result_false_hides_results_from_owners(users: dict[str, User]) -> 
     with override_settings(TASKTRAIL={"SHOW_RESULT": False}):
         assert "result" not in client_for(users["alice"]).get(url("status", "hidden-1")).json()
     assert client_for(users["alice"]).get(url("status", "hidden-1")).json()["result"] == 42
+
+
+@pytest.mark.parametrize("name", ["tests.testapp.tasks.add", "not.imported.anywhere"])
+def test_an_outcome_no_process_recorded_a_flag_for_is_shown_to_staff_only(
+    users: dict[str, User], name: str
+) -> None:
+    """Sent by name from a process that never imported the task, and not started yet (or
+    recorded before the flag existed): the web process's registry does not decide."""
+    recorded(
+        "unknown-1",
+        "FAILURE",
+        name=name,
+        owner_id=users["alice"].pk,
+        error_type="ValueError",
+        error_message="personal data",
+        show_result=options.UNKNOWN,
+    )
+    with override_settings(TASKTRAIL={"SHOW_RESULT": True}):
+        owner = client_for(users["alice"]).get(url("status", "unknown-1")).json()
+        staff = client_for(users["staff"]).get(url("status", "unknown-1")).json()
+    assert owner["state"] == "FAILURE" and "error" not in owner
+    assert staff["error"]["message"] == "personal data"
 
 
 @pytest.fixture(params=["polling", "redis"])

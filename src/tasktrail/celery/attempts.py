@@ -8,14 +8,14 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from .. import states, store
+from .. import options, states, store
 from ..exceptions import TaskNotFound
 
 logger = logging.getLogger("tasktrail.celery")
 
 #: Message header counting the runs Celery did not count as retries (re-deliveries of
 #: the same message), so attempt numbers keep growing; retries carry it along.
-RERUNS = "tasktrail_reruns"
+RERUNS = options.RERUNS_HEADER
 
 
 def number(request: Any) -> int:

@@ -18,7 +18,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
 
-from .. import conf, jsoncodec, owner, payload, states, store
+from .. import conf, jsoncodec, options, owner, payload, states, store
 from . import attempts, errors, progress
 
 logger = logging.getLogger("tasktrail.celery")
@@ -39,7 +39,7 @@ def expires_after(state: str, app: Any, task_name: str | None) -> timedelta | No
 def _expiry(app: Any, succeeded: bool, task_name: str | None) -> timedelta | None:
     # Cached: reading Celery's configuration costs more than the rest of an outcome.
     task = app.tasks.get(task_name) if task_name else None
-    option = "tasktrail_result_expires" if succeeded else "tasktrail_failure_expires"
+    option = options.RESULT_EXPIRES if succeeded else options.FAILURE_EXPIRES
     return conf.expires_after(
         succeeded,
         app.conf.get("result_expires"),
@@ -82,7 +82,15 @@ def request_meta(request: Any, arguments: bool = False) -> dict[str, Any]:
     return meta
 
 
-def published(headers: dict[str, Any], body: Any, routing_key: str, max_retries: Any) -> None:
+def published(
+    headers: dict[str, Any],
+    body: Any,
+    routing_key: str,
+    max_retries: Any,
+    show_result: str = options.UNKNOWN,
+) -> None:
+    """Record ``PENDING`` for a message just sent; ``show_result`` is
+    :func:`tasktrail.options.show_result` of the task, as this process knows it."""
     if headers.get("retries"):
         # Celery re-publishes a retried task under the same id; the RETRY event
         # that follows describes it better than a new PENDING would.
@@ -110,6 +118,7 @@ def published(headers: dict[str, Any], body: Any, routing_key: str, max_retries:
             owner_id=headers.get(owner.HEADER),
             max_retries=max_retries if isinstance(max_retries, int) else None,
             sent_at=now,
+            show_result=show_result,
         )
     )
 
@@ -130,6 +139,9 @@ def started(task: Any, task_id: str) -> None:
             max_retries=task.max_retries if isinstance(task.max_retries, int) else None,
             worker_pid=os.getpid(),
             started_at=now,
+            # The worker always has the task registered: a task sent by name from a
+            # process that never imported it gets its option recorded here.
+            show_result=options.show_result(task),
         ),
         {"pid": os.getpid()},
     )

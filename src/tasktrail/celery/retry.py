@@ -22,10 +22,10 @@ from typing import Any
 import celery
 from celery.exceptions import Ignore, Reject, Retry
 
-from .. import conf, retries
+from .. import conf, options, retries
 from ..retries import RetryPolicy
 
-OPTION = "tasktrail_retry"
+OPTION = options.RETRY
 _APPLIED = "_tasktrail_retry_applied"
 _PARSED = "_tasktrail_retry_policy"
 

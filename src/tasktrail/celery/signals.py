@@ -17,7 +17,7 @@ from typing import Any
 from celery import current_app, current_task, signals
 from celery import states as celery_states
 
-from .. import conf, owner, store
+from .. import conf, options, owner, store
 from . import received, recorder, retry, upkeep
 
 
@@ -54,7 +54,11 @@ def _published(
         return
     task = current_app.tasks.get(sender) if isinstance(sender, str) else None
     recorder.published(
-        headers, body, routing_key, None if task is None else retry.max_retries(task)
+        headers,
+        body,
+        routing_key,
+        None if task is None else retry.max_retries(task),
+        options.show_result(task),
     )
 
 

@@ -11,7 +11,7 @@ from ..records import TaskRecord
 from ..store import queries
 from . import options, output
 from .base import Failure, Output
-from .status import describe_progress
+from .status import describe_progress, shown
 
 NAME = "list"
 HELP = "List tasks, most recently updated first; --after continues where a page ended."
@@ -65,16 +65,17 @@ def _filter(options: Mapping[str, Any]) -> queries.TaskFilter:
 
 def run(options: Mapping[str, Any], out: Output) -> int:
     page = queries.page(_filter(options), options["limit"], options["after"])
+    tasks = [shown(t) for t in page.tasks]
     cursor = _format_cursor(page.next)
     if options["json"]:
-        output.write_json(out, {"tasks": [_json(t) for t in page.tasks], "next": cursor})
+        output.write_json(out, {"tasks": [_json(t) for t in tasks], "next": cursor})
         return 0
     output.write_table(
         out,
         ("ID", "NAME", "STATE", "QUEUE", "PROGRESS", "UPDATED"),
         [
             (t.id, t.name, t.state, t.queue, describe_progress(t), output.moment(t.updated_at))
-            for t in page.tasks
+            for t in tasks
         ],
     )
     if cursor is not None:

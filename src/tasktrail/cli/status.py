@@ -12,6 +12,9 @@ from ..records import TaskRecord
 from . import options, output
 from .base import Failure, Output
 
+#: Who runs the CLI: someone holding the database's credentials, so staff. Every
+#: command shows a task as :func:`tasktrail.access.disclosure` allows this level.
+LEVEL = access.Level.STAFF
 NAME = "status"
 HELP = "Show one task's state, progress, result or error. Exits 2 for an unknown id."
 
@@ -22,11 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def known(task_id: str) -> TaskRecord:
-    """The record of ``task_id``, or the failure an operator should see."""
+    """The record of ``task_id`` as :data:`LEVEL` sees it, or the failure an operator
+    should see."""
     try:
-        return store.get(task_id)
+        record = store.get(task_id)
     except TaskNotFound:
         raise Failure(f"unknown task id {task_id!r}: tasktrail has no record of it") from None
+    return shown(record)
+
+
+def shown(record: TaskRecord) -> TaskRecord:
+    return access.redact(record, access.disclosure(LEVEL, record))
 
 
 def describe_progress(record: TaskRecord) -> str:
@@ -58,7 +67,7 @@ def _fields(record: TaskRecord) -> list[tuple[str, object]]:
 def run(options: Mapping[str, Any], out: Output) -> int:
     record = known(options["task_id"])
     if options["json"]:
-        output.write_json(out, access.snapshot(record, access.Level.STAFF))
+        output.write_json(out, access.snapshot(record, LEVEL))
         return 0
     fields = _fields(record)
     width = max(len(label) for label, _ in fields)

@@ -46,6 +46,7 @@ def record(row: Any) -> TaskRecord:
         next_retry_at=row.next_retry_at,
         expires_at=row.expires_at,
         children=tuple(filter(None, map(_first_id, row.children or []))),
+        show_result=row.show_result,
     )
 
 

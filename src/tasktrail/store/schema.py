@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from .. import states
+from .. import options, states
 
 Row = dict[str, Any]
 
@@ -28,6 +28,13 @@ META: Final = (
     "group_id",
     "sent_at",
 )
+#: Whether non-staff see the outcome (:func:`tasktrail.options.show_result`), as the
+#: sender and the worker read the task's option: the first value recorded, unless a
+#: later one hides it. Two processes running different releases of the task (a web
+#: process deployed later than the workers) then cannot show what either hides.
+STRICT: Final = ("show_result",)
+#: The value that :data:`STRICT` columns keep once any event carries it.
+STRICTEST: Final = {"show_result": options.HIDDEN}
 #: Set by every accepted event.
 CORE: Final = ("state", "rank", "updated_at")
 #: Accumulate while the task moves forward: a later event keeps what it does not carry.
@@ -54,7 +61,7 @@ RESET: Final = (
     "finished_at",
     "expires_at",
 )
-COLUMNS: Final = ("task_id", *CORE, *META, *KEEP, *RESET)
+COLUMNS: Final = ("task_id", *CORE, *META, *STRICT, *KEEP, *RESET)
 TEXT: Final = frozenset(
     {
         "name",
@@ -67,6 +74,7 @@ TEXT: Final = frozenset(
         "error_type",
         "error_message",
         "traceback",
+        "show_result",
     }
 )
 #: Columns holding JSON; rows carry them already encoded as text.
@@ -110,6 +118,9 @@ def fold(old: Row, new: Row) -> tuple[Row, bool]:
     out = dict(old)
     for c in META:
         if _empty(c, old[c]):
+            out[c] = new[c]
+    for c in STRICT:
+        if _empty(c, old[c]) or new[c] == STRICTEST[c]:
             out[c] = new[c]
     if not states.accepts(old["state"], old["attempt"], new["state"], new["attempt"]):
         return out, False

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .. import states
 from .history import COLUMNS as HISTORY_COLUMNS
-from .schema import COLUMNS, CORE, KEEP, META, RESET, TEXT
+from .schema import COLUMNS, CORE, KEEP, META, RESET, STRICT, STRICTEST, TEXT
 
 TASK_TABLE = "tasktrail_task"
 HISTORY_TABLE = "tasktrail_transition"
@@ -38,6 +38,10 @@ def _present(column: str) -> str:
 
 
 def _assignment(column: str) -> str:
+    if column in STRICT:
+        # Mirrors schema.fold(): the first value, unless a later one is the strictest.
+        keep = f"t.{column} = '' OR excluded.{column} = '{STRICTEST[column]}'"
+        return f"CASE WHEN {keep} THEN excluded.{column} ELSE t.{column} END"
     if column in META:
         if column in TEXT:
             return f"CASE WHEN t.{column} = '' THEN excluded.{column} ELSE t.{column} END"
@@ -51,7 +55,7 @@ def _assignment(column: str) -> str:
     return f"CASE WHEN {condition} THEN excluded.{column} ELSE t.{column} END"
 
 
-_UPDATES = ", ".join(f"{c} = {_assignment(c)}" for c in (*CORE, *META, *KEEP, *RESET))
+_UPDATES = ", ".join(f"{c} = {_assignment(c)}" for c in (*CORE, *META, *STRICT, *KEEP, *RESET))
 _CONFLICT = f"ON CONFLICT (task_id) DO UPDATE SET {_UPDATES} RETURNING task_id, state, attempt"
 
 

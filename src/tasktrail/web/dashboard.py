@@ -2,7 +2,9 @@
 
 Open to staff and holders of ``TASKTRAIL["VIEW_PERMISSION"]``; everyone else gets
 404 on every page, exactly as for a task they may not see. What a page shows of a task
-follows :func:`tasktrail.access.snapshot` (arguments and tracebacks: staff only).
+is :func:`tasktrail.access.disclosure` of the operator and the task: every table and
+page renders records (and histories) redacted by it, and the templates hide the
+columns it does not allow (``sees``).
 Actions (retry, revoke) are POST with CSRF, need ``access.ACTION_PERMISSION``, are
 confirmed (a ``confirm()`` in the browser, else a confirmation page), and go through
 :mod:`tasktrail.services`, which audits them in the task's history.
@@ -49,7 +51,9 @@ def _operator(request: HttpRequest) -> access.Level:
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
     user = viewer(request)
-    context = {**context, "may_act": access.may_act(user), "operator": user}
+    # What the operator sees of every task; a task's own page passes its own.
+    sees = access.disclosure(access.operator(user))
+    context = {"sees": sees, **context, "may_act": access.may_act(user), "operator": user}
     response = render(request, template, context)
     response["Cache-Control"] = responses.NO_STORE["Cache-Control"]
     return response
@@ -57,7 +61,7 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpR
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    _operator(request)
+    level = _operator(request)
     window = request.GET.get("window", DEFAULT_WINDOW)
     if window not in overview.WINDOWS:
         window = DEFAULT_WINDOW
@@ -69,10 +73,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counts": overview.counts(now),
         "chart": present.chart(overview.throughput(window, now)),
         "timings": overview.timings(now, overview.WINDOWS[window]),
-        "running": overview.running(),
-        "stuck": overview.stuck(now),
-        "lost": overview.lost(),
-        "workers": queries.workers(now),
+        "running": present.rows(overview.running(), level),
+        "stuck": present.rows(overview.stuck(now), level),
+        "lost": present.rows(overview.lost(), level),
+        # Hostnames are the worker's: not read at all for those who may not see them.
+        "workers": queries.workers(now) if access.disclosure(level).worker else [],
         "limit": overview.LIST_LIMIT,
     }
     return _page(request, "tasktrail/dashboard/overview.html", context)
@@ -138,8 +143,11 @@ def _page_url(request: HttpRequest, cursor: queries.Cursor | None) -> str:
 
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
-    _operator(request)
+    level = _operator(request)
     form = TaskFilterForm(request.GET)
+    if not access.disclosure(level).owner:
+        # Listing someone's tasks would tell who owns them.
+        del form.fields["owner"]
     valid = form.is_valid()
     task_id = form.cleaned_data.get("id", "").strip() if valid else ""
     if task_id and store.get_many([task_id]):
@@ -150,6 +158,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "page": page,
+        "tasks": present.rows(page.tasks, level) if page else [],
         "missing_id": task_id,
         "next_url": _page_url(request, page.next) if page and page.next else None,
         "first_url": _page_url(request, None) if request.GET.get("after") else None,
@@ -161,11 +170,12 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def live(request: HttpRequest) -> JsonResponse:
     """The current state of the tasks a page shows (``?id=..&id=..``): one query."""
-    if access.operator(viewer(request)) is access.Level.NONE:
+    level = access.operator(viewer(request))
+    if level is access.Level.NONE:
         return responses.not_found()
     ids = request.GET.getlist("id")[:LIVE_LIMIT]
     found = store.get_many([i for i in ids if 0 < len(i) <= 255])
-    return responses.json({"tasks": {i: present.live_row(r) for i, r in found.items()}})
+    return responses.json({"tasks": {i: present.live_row(r, level) for i, r in found.items()}})
 
 
 # CSRF is checked here whatever the project's middleware: these pages carry the
@@ -178,18 +188,20 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         record = store.get(task_id)
     except TaskNotFound:
         raise Http404("not found") from None
-    history = store.history(task_id)
+    sees = access.disclosure(level, record)
+    visible = access.redact(record, sees)
+    history = access.redact_history(store.history(task_id), sees)
     actions = audit.actions(task_id)
     shown = access.snapshot(record, level)
     context: dict[str, Any] = {
-        "task": record,
+        "task": visible,
+        "sees": sees,
         "shown": shown,
-        "staff": level is access.Level.STAFF,
-        "timeline": present.timeline(history, actions, record, timezone.now()),
+        "timeline": present.timeline(history, actions, visible, timezone.now()),
         "attempts": runs.from_history(history),
         "group": queries.group(record.group_id) if record.group_id else [],
         "retry_links": _retry_links(actions),
-        "owner_name": None if record.owner_id is None else owner.username(record.owner_id),
+        "owner_name": None if visible.owner_id is None else owner.username(visible.owner_id),
         "can_retry": services.retryable(record),
         "can_revoke": services.revocable(record),
     }

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import notify
+from .. import access, notify
 from ..jsoncodec import CeleryJSONEncoder
 from ..records import Action, TaskRecord, Transition
 from ..store.overview import Throughput
@@ -139,16 +139,24 @@ def timeline(
     return sorted(entries, key=lambda e: e.at)
 
 
-def live_row(record: TaskRecord) -> dict[str, Any]:
-    """The little a list row shows, for its live updates (never arguments or results)."""
+def rows(records: list[TaskRecord], allowed: access.Level) -> list[TaskRecord]:
+    """Records for a table of tasks, each as ``allowed`` may see it."""
+    return [access.redact(r, access.disclosure(allowed, r)) for r in records]
+
+
+def live_row(record: TaskRecord, allowed: access.Level) -> dict[str, Any]:
+    """The little a list row shows, for its live updates (never arguments or results;
+    the worker to those who may see it)."""
     progress = record.progress
-    return {
+    row = {
         "id": record.id,
         "state": record.state,
         "phase": str(record.phase),
         "percent": None if progress is None else progress.percent,
         "progress": "" if progress is None else str(progress),
-        "worker": record.worker,
         "updated_at": record.updated_at.isoformat(),
         "version": notify.version(record),
     }
+    if access.disclosure(allowed, record).worker:
+        row["worker"] = record.worker
+    return row
