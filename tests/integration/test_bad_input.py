@@ -171,3 +171,25 @@ def test_poison_values_among_clean_tasks_lose_nothing() -> None:
     for record in by_name["bad_state"]:
         assert record.state == "FAILURE" and record.error is not None
         assert record.error.type == "tasktrail.states.InvalidState"
+
+
+def test_huge_progress_and_error_texts_are_capped_on_every_surface() -> None:
+    """A task sending 5 MB of progress message, 5 MB of meta and a 5 MB error message:
+    each is stored capped with a marker, so a status poll stays small."""
+    from django.test import Client
+
+    from tests.conftest import make_user
+
+    result = tasks.huge_texts.delay(5_000_000)
+    record = failure(result.id)
+    assert record.error is not None and len(record.error.message.encode()) <= 16 * 1024
+    assert "over MAX_MESSAGE_BYTES" in record.error.message
+    assert record.progress is not None
+    assert len(record.progress.message.encode()) <= 16 * 1024
+    assert "over MAX_META_BYTES" in record.progress.meta["tasktrail_omitted"]
+    assert len(record.error.traceback or "") <= 64 * 1024
+    staff = make_user("caps-staff", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    status = client.get(f"/tasktrail/tasks/{result.id}/status/")
+    assert status.status_code == 200 and len(status.content) < 200_000

@@ -116,6 +116,8 @@ def test_retries_are_visible_with_their_attempts() -> None:
     assert ("RETRY", 1) in steps and ("RETRY", 2) in steps and steps[-1] == ("SUCCESS", 3)
     errors = [t.detail["error_message"] for t in tasktrail.history(result.id) if t.state == "RETRY"]
     assert errors == ["attempt 1 failed", "attempt 2 failed"]
+    # Celery sends a retry from inside the task: it is neither its own parent nor child.
+    assert (record.parent_id, record.children) == ("", ())
 
 
 def test_retries_exhausted_end_in_failure_with_every_attempt() -> None:

@@ -202,3 +202,11 @@ def raises_long_type() -> None:
 @shared_task(bind=True)
 def bad_state(self: Any) -> None:
     self.update_state(state="A" * 50 + "\n")
+
+
+@shared_task
+def huge_texts(size: int) -> str:
+    """Reports a message and meta of ``size`` characters each, then fails with one."""
+    tasktrail.progress(1, 2, "m" * size, blob="x" * size)
+    time.sleep(0.3)
+    raise ValueError("e" * size)

@@ -58,6 +58,13 @@ def _queue(request: Any) -> str:
     return str(info.get("routing_key") or "")
 
 
+def _parent(request: Any) -> str:
+    """The task that sent this one. Celery sends a retry from inside the task, so the
+    retry's message names the task as its own parent: that is no parent."""
+    parent = getattr(request, "parent_id", None) or ""
+    return "" if parent == getattr(request, "id", None) else str(parent)
+
+
 def request_meta(request: Any, arguments: bool = False) -> dict[str, Any]:
     """What a worker-side event knows about the task, so it can create the record.
 
@@ -70,7 +77,7 @@ def request_meta(request: Any, arguments: bool = False) -> dict[str, Any]:
     meta = {
         "name": getattr(request, "task", None) or "",
         "queue": _queue(request),
-        "parent_id": getattr(request, "parent_id", None) or "",
+        "parent_id": _parent(request),
         "root_id": getattr(request, "root_id", None) or "",
         "group_id": getattr(request, "group", None) or "",
         "owner_id": owner_id,

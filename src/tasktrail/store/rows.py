@@ -45,9 +45,16 @@ def record(row: Any) -> TaskRecord:
         updated_at=row.updated_at,
         next_retry_at=row.next_retry_at,
         expires_at=row.expires_at,
-        children=tuple(filter(None, map(_first_id, row.children or []))),
+        children=_children(row),
         show_result=row.show_result,
     )
+
+
+def _children(row: Any) -> tuple[str, ...]:
+    """The tasks this one sent; a retry is sent as a child of the task it retries, and
+    is the task itself, not a child."""
+    found = filter(None, map(_first_id, row.children or []))
+    return tuple(child for child in found if child != row.task_id)
 
 
 def _first_id(value: Any) -> str | None:
