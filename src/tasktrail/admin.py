@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import access, api, services, states
+from . import access, api, ids, services, states
 from .exceptions import TaskNotFound
 from .models import Task, Worker
 from .records import Progress
@@ -111,7 +111,18 @@ class TaskAdmin(ReadOnlyAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         # Case-sensitive, unlike Django's "=task_id" (UPPER() on both sides: no index).
         term = search_term.strip()
-        return (queryset.filter(pk=term) if term else queryset), False
+        if not term:
+            return queryset, False
+        # An id no table holds (a NUL: DataError on PostgreSQL) matches nothing.
+        return (queryset.filter(pk=term) if ids.valid(term) else queryset.none()), False
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Task | None:
+        # The change page of an id no table holds is "does not exist", not a DataError.
+        if from_field is None and not ids.valid(object_id):
+            return None
+        return super().get_object(request, object_id, from_field)
 
     @admin.display(description="progress")
     def progress(self, task: Task) -> str:

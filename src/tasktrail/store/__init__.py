@@ -7,6 +7,7 @@ land as one guarded upsert per flush; reads return frozen records.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .. import conf, jsoncodec
+from .. import conf, ids, jsoncodec
 from ..exceptions import TaskNotFound
 from ..records import Progress, TaskError, TaskRecord, Transition
 from . import sql
@@ -37,6 +38,7 @@ __all__ = [
     "get",
     "get_many",
     "history",
+    "identity",
     "on_write",
     "record",
     "sync",
@@ -228,7 +230,9 @@ def _row(task_id: str) -> Any:
 
 
 def get(task_id: str) -> TaskRecord:
-    if not isinstance(task_id, str) or not task_id or len(task_id) > 255:
+    # An id no table can hold names no task: the database is not asked (a NUL would
+    # be a DataError on PostgreSQL).
+    if not ids.valid(task_id):
         raise TaskNotFound(str(task_id)[:300])
     row = _row(task_id)
     if row is None:
@@ -236,15 +240,45 @@ def get(task_id: str) -> TaskRecord:
     return _record(row)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    """What an access decision reads of a task, and nothing more: who sent it, and when
+    it was first recorded (which tells it from a later task reusing its id)."""
+
+    owner_id: Any
+    first_seen: datetime
+    #: ``first_seen`` is the time it was sent, which no later event changes.
+    sent: bool
+
+
+def identity(task_id: str) -> Identity | None:
+    """The :class:`Identity` of ``task_id``, or ``None`` if unknown: one narrow
+    primary-key read, the same whether or not the caller may see the task."""
+    if not ids.valid(task_id):
+        return None
+    _settle(task_id)
+    found = (
+        _tasks()
+        .filter(task_id=task_id)
+        .values_list("owner_id", "sent_at", "received_at", "started_at", "updated_at")
+        .first()
+    )
+    if found is None:
+        return None
+    owner_id, sent_at, *later = found
+    first = sent_at or next(filter(None, later))
+    return Identity(owner_id, first, sent_at is not None)
+
+
 def get_many(task_ids: Collection[str]) -> dict[str, TaskRecord]:
     """The records of those of ``task_ids`` that are recorded, by id."""
-    ids = list(task_ids)
-    for task_id in ids:
+    wanted = [i for i in task_ids if ids.valid(i)]
+    for task_id in wanted:
         _settle(task_id)
     tasks = _tasks()
     return {
         row.task_id: _record(row)
-        for chunk in _chunks(ids, _CHUNK)
+        for chunk in _chunks(wanted, _CHUNK)
         for row in tasks.filter(task_id__in=chunk)
     }
 
@@ -253,7 +287,7 @@ def versions(task_ids: Collection[str]) -> dict[str, datetime]:
     """``updated_at`` of those of ``task_ids`` that are recorded: a cheap change check."""
     tasks = _tasks()
     found: dict[str, datetime] = {}
-    for chunk in _chunks(list(task_ids), _CHUNK):
+    for chunk in _chunks([i for i in task_ids if ids.valid(i)], _CHUNK):
         found.update(tasks.filter(task_id__in=chunk).values_list("task_id", "updated_at"))
     return found
 
@@ -310,7 +344,7 @@ def _first_id(value: Any) -> str | None:
 
 def celery_meta(task_id: str) -> dict[str, Any] | None:
     """The task as Celery's result backend protocol describes it, or ``None``."""
-    row = _row(task_id)
+    row = _row(task_id) if ids.valid(task_id) else None
     if row is None:
         return None
     return {
@@ -334,6 +368,8 @@ def celery_meta(task_id: str) -> dict[str, Any] | None:
 def history(task_id: str) -> list[Transition]:
     from ..models import Transition as TransitionRow
 
+    if not ids.valid(task_id):
+        return []
     _settle(task_id)
     # Operators' audit entries share the table; see tasktrail.store.audit.
     rows = TransitionRow.objects.using(_alias()).filter(task_id=task_id, action="").order_by("id")
@@ -350,6 +386,8 @@ def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:
 def forget(task_id: str) -> None:
     from ..models import Transition
 
+    if not ids.valid(task_id):
+        return
     _settle(task_id)
     with transaction.atomic(using=_alias()):
         Transition.objects.using(_alias()).filter(task_id=task_id).delete()

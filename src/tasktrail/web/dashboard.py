@@ -13,6 +13,8 @@ Views stay thin: reads come from :mod:`tasktrail.store`, what to show of them fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -21,11 +23,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.encoding import escape_uri_path
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import OperationalError as BrokerError
 
-from .. import access, owner, runs, services, states, store
+from .. import access, ids, inputs, owner, runs, services, states, store
 from ..exceptions import TaskNotFound
 from ..store import audit, overview, queries
 from . import present, responses
@@ -78,10 +81,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return _page(request, "tasktrail/dashboard/overview.html", context)
 
 
+def _bounded(parse: Callable[[Any], Any], value: Any) -> Any:
+    """``parse(value)``, its refusal as the field's error (:mod:`tasktrail.inputs`,
+    the rules the CLI applies too)."""
+    try:
+        return parse(value)
+    except inputs.Refused as refused:
+        raise forms.ValidationError(str(refused)) from None
+
+
 class TaskFilterForm(forms.Form):
     """The task list's filters, from the query string; bad values are reported, not used."""
 
-    id = forms.CharField(required=False, max_length=255, label="Task id")
+    id = forms.CharField(required=False, max_length=ids.MAX_LENGTH, label="Task id")
     state = forms.CharField(required=False, max_length=50)
     name = forms.CharField(required=False, max_length=255)
     queue = forms.CharField(required=False, max_length=255)
@@ -103,10 +115,15 @@ class TaskFilterForm(forms.Form):
 
     def clean_owner(self) -> Any:
         text = self.cleaned_data["owner"].strip()
-        try:
-            return owner.lookup(text) if text else None
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
+        return _bounded(inputs.user, text) if text else None
+
+    def clean_since(self) -> datetime | None:
+        value = self.cleaned_data["since"]
+        return None if value is None else _bounded(inputs.moment, value)
+
+    def clean_until(self) -> datetime | None:
+        value = self.cleaned_data["until"]
+        return None if value is None else _bounded(inputs.moment, value)
 
     def clean_after(self) -> queries.Cursor | None:
         text = self.cleaned_data["after"]
@@ -163,8 +180,8 @@ def live(request: HttpRequest) -> JsonResponse:
     """The current state of the tasks a page shows (``?id=..&id=..``): one query."""
     if access.operator(viewer(request)) is access.Level.NONE:
         return responses.not_found()
-    ids = request.GET.getlist("id")[:LIVE_LIMIT]
-    found = store.get_many([i for i in ids if 0 < len(i) <= 255])
+    wanted = request.GET.getlist("id")[:LIVE_LIMIT]
+    found = store.get_many(wanted)
     return responses.json({"tasks": {i: present.live_row(r) for i, r in found.items()}})
 
 
@@ -226,7 +243,8 @@ def _confirm(request: HttpRequest, task_id: str, action: str, question: str) -> 
     """The confirmation step a browser without JavaScript gets."""
     context = {
         "task_id": task_id,
-        "action_url": request.path,
+        # The path as it was sent: an id holding "/" travels encoded (see urls.py).
+        "action_url": escape_uri_path(request.path),
         "question": question,
         "fields": {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"},
         "action": action,
