@@ -19,6 +19,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Q, QuerySet
 
@@ -240,7 +241,10 @@ def _estimate(rows: QuerySet[Any]) -> int | None:
             table = rows.model._meta.db_table
             cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
             return int(cursor.fetchone()[0])  # -1 before the first ANALYZE
-        sql, params = rows.query.sql_with_params()
+        try:
+            sql, params = rows.query.sql_with_params()
+        except EmptyResultSet:  # a filter that can match nothing (``.none()``)
+            return 0
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
     plan = json.loads(plan) if isinstance(plan, str) else plan

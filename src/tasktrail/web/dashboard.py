@@ -22,8 +22,8 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import escape_uri_path
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import OperationalError as BrokerError
@@ -40,6 +40,8 @@ LIVE_LIMIT = 100
 # The last hour, in 1-minute bars: what an operator opening the page wants to see first.
 DEFAULT_WINDOW = "hour"
 CONFIRMED = "confirmed"
+#: The actions' URL names.
+RETRY, REVOKE = "retry", "revoke"
 
 
 def _operator(request: HttpRequest) -> access.Level:
@@ -239,12 +241,14 @@ def _actor(request: HttpRequest) -> Any:
     return user
 
 
-def _confirm(request: HttpRequest, task_id: str, action: str, question: str) -> HttpResponse:
+def _confirm(
+    request: HttpRequest, task_id: str, action: str, question: str, action_name: str
+) -> HttpResponse:
     """The confirmation step a browser without JavaScript gets."""
     context = {
         "task_id": task_id,
-        # The path as it was sent: an id holding "/" travels encoded (see urls.py).
-        "action_url": escape_uri_path(request.path),
+        # Reversed, not request.path: an id holding "/" travels encoded (see urls.py).
+        "action_url": reverse(f"tasktrail:{action_name}", args=[task_id]),
         "question": question,
         "fields": {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"},
         "action": action,
@@ -264,7 +268,7 @@ def _failed(request: HttpRequest, task_id: str, error: Exception, status: int) -
 def retry(request: HttpRequest, task_id: str) -> HttpResponse:
     user = _actor(request)
     if request.POST.get(CONFIRMED) != "yes":
-        return _confirm(request, task_id, "Retry", "Send this task again, as a new task?")
+        return _confirm(request, task_id, "Retry", "Send this task again, as a new task?", RETRY)
     try:
         done = services.retry(task_id, user=user)
     except TaskNotFound:
@@ -284,7 +288,7 @@ def revoke(request: HttpRequest, task_id: str) -> HttpResponse:
     terminate = request.POST.get("terminate") == "yes"
     if request.POST.get(CONFIRMED) != "yes":
         verb = "Revoke and terminate" if terminate else "Revoke"
-        return _confirm(request, task_id, verb, f"{verb} this task?")
+        return _confirm(request, task_id, verb, f"{verb} this task?", REVOKE)
     try:
         done = services.revoke(task_id, terminate=terminate, user=user)
     except TaskNotFound:
