@@ -1,0 +1,61 @@
+"""The task list's filters past what the databases store: reported on the page (as any
+bad filter is), never a 500; the last values inside still list. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from .conftest import client_for, recorded
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BIG = "1" + "0" * 40
+REFUSED = [
+    ({"since": "9999-12-31T23:59:59"}, "out of range"),
+    ({"until": "9999-12-31T23:59:59"}, "out of range"),
+    ({"since": "0001-01-01T00:00:00"}, "out of range"),
+    ({"since": "0001-01-01T00:00:00+14:00"}, "out of range"),
+    ({"until": "9999-12-31T23:59:59-14:00"}, "out of range"),
+    ({"after": "9999-12-31T23:59:59+00:00,t1"}, "bad page cursor"),
+    ({"after": "9999-12-31T23:59:59.999999-14:00,t1"}, "bad page cursor"),
+    ({"after": "0001-01-01T00:00:00+14:00,t1"}, "bad page cursor"),
+    ({"after": "2026-01-01T00:00:00+00:00,a\x00b"}, "Null characters"),
+    ({"owner": BIG}, "unknown user"),
+    ({"owner": str(2**63)}, "unknown user"),
+    ({"owner": "²"}, "unknown user"),
+    ({"owner": "a\x00b"}, "Null characters"),
+    ({"name": "a\x00b"}, "Null characters"),
+    ({"queue": "x" * 300}, "at most 255"),
+    ({"id": "x" * 300}, "at most 255"),
+    ({"id": "a\x00b"}, "Null characters"),
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), REFUSED, ids=lambda v: str(v)[:40])
+def test_a_filter_no_database_stores_is_reported_on_the_page(
+    users: dict[str, User], query: dict[str, str], reason: str
+) -> None:
+    recorded("t1", "SUCCESS")
+    response = client_for(users["staff"]).get("/tasktrail/tasks/", query)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert reason in html
+    assert 'href="/tasktrail/tasks/t1/detail/"' not in html  # the filter was not used
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"since": "0001-01-02T00:00:00+00:00"},
+        {"until": "9999-12-30T00:00:00+00:00"},
+        {"after": "9999-12-30T00:00:00+00:00,t1"},
+        {"owner": str(2**63 - 1)},
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_the_last_values_inside_list(users: dict[str, User], query: dict[str, str]) -> None:
+    recorded("t1", "SUCCESS")
+    response = client_for(users["staff"]).get("/tasktrail/tasks/", query)
+    assert response.status_code == 200
+    assert 'class="tt-error"' not in response.content.decode()
