@@ -71,7 +71,7 @@ def moment(value: datetime) -> datetime:
     if not queries.storable(aware):
         raise Refused(
             f"{value.isoformat()} is out of range: give a moment from "
-            f"{queries.EARLIEST:%Y-%m-%d} to {queries.LATEST:%Y-%m-%d} (UTC)"
+            f"{queries.EARLIEST.date().isoformat()} to {queries.LATEST.date().isoformat()} (UTC)"
         )
     return aware
 
@@ -86,7 +86,9 @@ def ago(text: str) -> datetime | None:
             raise OverflowError
         return moment(timezone.now() - timedelta(**{_UNITS[found[2]]: int(found[1])}))
     except (OverflowError, Refused):
-        raise Refused(f"age {_shown(text)} reaches back past {queries.EARLIEST:%Y-%m-%d}") from None
+        raise Refused(
+            f"age {_shown(text)} reaches back past {queries.EARLIEST.date().isoformat()}"
+        ) from None
 
 
 def when(text: str) -> datetime:
