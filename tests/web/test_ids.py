@@ -183,3 +183,19 @@ def test_the_cli_takes_every_storable_id() -> None:
     assert "a b/c" in out.getvalue()
     with pytest.raises(CommandError, match="malformed task id"):
         call_command("tasktrail", "status", "z" * (ids.MAX_LENGTH + 1))
+
+
+@pytest.mark.parametrize("task_id", UNSTORABLE)
+def test_an_event_for_an_id_no_table_holds_does_not_hold_up_the_others(
+    task_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.utils import timezone
+
+    from tasktrail import store
+
+    now = timezone.now()
+    store.record(store.event("stored-beside", "STARTED", 1, now))
+    store.record(store.event(task_id, "STARTED", 1, now))
+    store.flush()  # on PostgreSQL the bad row made the whole flush fail, every time
+    assert list(store.get_many(["stored-beside"])) == ["stored-beside"]
+    assert "not recording task id" in caplog.text

@@ -199,7 +199,19 @@ def _buffer() -> WriteBuffer:
 
 
 def record(row: Row, detail: dict[str, Any] | None = None) -> None:
-    """Queue an event for writing; never blocks on the database."""
+    """Queue an event for writing; never blocks on the database.
+
+    An event for an id no table holds (a NUL, over the column) is dropped with a
+    warning: in the buffer it would fail every flush on PostgreSQL (``DataError``,
+    ``value too long``), and every other task's record with it.
+    """
+    if not ids.valid(row.get("task_id")):
+        logger.warning(
+            "tasktrail: not recording task id %r: %s",
+            str(row.get("task_id"))[:80],
+            ids.problem(str(row.get("task_id"))),
+        )
+        return
     _buffer().add(row, detail)
 
 
