@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -20,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import access, api, ids, services, states
+from . import access, api, ids, inputs, services, states
 from .exceptions import TaskNotFound
 from .models import Task, Worker
 from .records import Progress
@@ -62,6 +64,23 @@ class StateFilter(admin.SimpleListFilter):
         return queryset.filter(state=self.value()) if self.value() else queryset
 
 
+class UpdatedFilter(admin.DateFieldListFilter):
+    """The admin's date filter, refusing moments no database stores as it refuses
+    malformed ones (SQLite overflows converting ``9999-12-31 23:59:59`` to UTC)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        field = forms.DateTimeField()
+        for values in self.used_parameters.values():
+            for value in values if isinstance(values, list) else [values]:
+                try:
+                    moment = field.clean(value)
+                    if moment is not None:
+                        inputs.moment(moment)
+                except (forms.ValidationError, inputs.Refused) as error:
+                    raise IncorrectLookupParameters(error) from None
+        return super().queryset(request, queryset)
+
+
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """Counts a large list by PostgreSQL's estimate, not ``COUNT(*)``: the page links
     are then approximate, the rows shown exact."""
@@ -86,7 +105,7 @@ _COMPUTED = (
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
     list_display = ("task_id", "name", "state", "queue", "progress", "worker", "updated_at")
-    list_filter = (StateFilter, "updated_at")
+    list_filter = (StateFilter, ("updated_at", UpdatedFilter))
     # The exact id, through the primary key: any other search scans the whole table.
     search_fields = ("task_id",)
     search_help_text = "A task id, exactly."

@@ -59,3 +59,30 @@ def test_the_last_values_inside_list(users: dict[str, User], query: dict[str, st
     response = client_for(users["staff"]).get("/tasktrail/tasks/", query)
     assert response.status_code == 200
     assert 'class="tt-error"' not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "updated_at__gte=9999-12-31+23:59:59",
+        "updated_at__lt=9999-12-31+23:59:59",
+        "updated_at__gte=0001-01-01+00:00:00%2B14:00",
+        "updated_at__gte=not-a-date",
+    ],
+)
+def test_the_admins_date_filter_refuses_what_no_database_stores(
+    users: dict[str, User], query: str
+) -> None:
+    recorded("t1", "SUCCESS")
+    client = client_for(users["staff"])
+    users["staff"].user_permissions.add(*_view_task())
+    response = client.get(f"/admin/tasktrail/task/?{query}")
+    # The admin's answer to a bad lookup: back to the list with ?e=1.
+    assert (response.status_code, response["Location"]) == (302, "/admin/tasktrail/task/?e=1")
+    assert client.get("/admin/tasktrail/task/?updated_at__gte=2026-01-01").status_code == 200
+
+
+def _view_task() -> list[object]:
+    from django.contrib.auth.models import Permission
+
+    return list(Permission.objects.filter(codename="view_task"))
