@@ -199,3 +199,17 @@ def test_an_event_for_an_id_no_table_holds_does_not_hold_up_the_others(
     store.flush()  # on PostgreSQL the bad row made the whole flush fail, every time
     assert list(store.get_many(["stored-beside"])) == ["stored-beside"]
     assert "not recording task id" in caplog.text
+
+
+def test_the_overview_lists_odd_ids_running_stuck_and_lost(staff: User) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(hours=2)
+    recorded("run/1 ✓", "STARTED", name="app.odd", worker="w@h")
+    recorded("stuck/..", "PENDING", long_ago, name="app.odd")
+    recorded("lost/100%", "LOST", name="app.odd", worker="w@h")
+    html = client_for(staff).get("/tasktrail/").content.decode()
+    for task_id in ("run/1 ✓", "stuck/..", "lost/100%"):
+        assert f'href="{reverse("tasktrail:task_detail", args=[task_id])}"' in html, task_id
