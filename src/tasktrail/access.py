@@ -24,10 +24,11 @@ import dataclasses
 import enum
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from django.core import signing
+from django.utils import timezone
 
 from . import conf, notify, options, states, store
 from .exceptions import TaskNotFound
@@ -45,20 +46,71 @@ class Level(enum.IntEnum):
 
 
 def sign(task_id: str, expires: timedelta | None = None) -> str:
-    """A token granting a view of ``task_id`` until ``expires`` from now."""
+    """A token granting a view of ``task_id`` until ``expires`` from now.
+
+    It names the task by its id *and* by when it was first recorded, so that once the
+    task is forgotten (``AsyncResult.forget()``) a later task reusing the id does not
+    open with it. A task not recorded yet (the link made before its task is sent, or
+    while its record waits in another process's buffer) is named by the time of
+    signing instead: the link opens a task under that id first recorded no later
+    than :data:`SIGNING_SKEW` after it.
+    """
     lifetime = expires if expires is not None else conf.get().LINK_EXPIRES
-    return signing.dumps([task_id, int(time.time() + lifetime.total_seconds())], salt=_SALT)
+    now = time.time()
+    known = store.identity(task_id)
+    if known is not None and known.sent:
+        seen, exact = _micros(known.first_seen), True
+    else:
+        seen, exact = _micros(timezone.now()), False
+    deadline = int(now + lifetime.total_seconds())
+    return signing.dumps([task_id, deadline, seen, exact], salt=_SALT)
 
 
-def _link_grants(token: str, task_id: str) -> bool:
+#: How much later than its link's signing a task may be first recorded and still open
+#: with it: the hosts' clocks (NTP keeps them milliseconds apart) and a view that
+#: makes the link just before it sends the task. Only links made for a task not yet
+#: recorded use it; the others name the task's own sent time.
+SIGNING_SKEW = timedelta(seconds=5)
+
+
+def _micros(moment: datetime) -> int:
+    """``moment`` in whole microseconds since 1970, exactly (no float rounding)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC if moment.tzinfo else None)
+    return (moment - epoch) // timedelta(microseconds=1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Link:
+    """A verified, unexpired token: the task it names."""
+
+    task_id: str
+    seen: int
+    exact: bool
+
+    def names(self, task_id: str, known: store.Identity) -> bool:
+        if task_id != self.task_id:
+            return False
+        first = _micros(known.first_seen)
+        if self.exact:
+            return first == self.seen
+        return first <= self.seen + int(SIGNING_SKEW.total_seconds() * 1_000_000)
+
+
+def _link(token: str | None) -> _Link | None:
+    """The link ``token`` carries, checked whatever task is asked for (the same work
+    for every id); ``None`` for no token, a bad or expired one."""
+    if not token:
+        return None
     try:
         value = signing.loads(token, salt=_SALT)
     except signing.BadSignature:
-        return False
+        return None
     match value:
-        case [str() as granted, int() as deadline]:
-            return granted == task_id and time.time() < deadline
-    return False
+        # Links made before tokens named the task's identity carry two items; they
+        # fail closed (they could open a later task reusing the id).
+        case [str() as granted, int() as deadline, int() as seen, bool() as exact]:
+            return _Link(granted, seen, exact) if time.time() < deadline else None
+    return None
 
 
 def _is_staff(user: Any) -> bool:
@@ -87,25 +139,48 @@ def may_act(user: Any) -> bool:
     )
 
 
-def level(record: TaskRecord, user: Any, token: str | None = None) -> Level:
-    """What ``user`` (or the holder of ``token``) may see of ``record``."""
-    if user is not None and user.is_authenticated:
-        if _is_staff(user):
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Viewer:
+    """What the access rule needs of the user, read before any task is."""
+
+    pk: str | None
+    staff: bool
+    sees_all: bool
+
+    @classmethod
+    def of(cls, user: Any) -> _Viewer:
+        # Touches the session, the user and (unless staff) their permissions whatever
+        # the id: a hidden task and an unknown id then cost the same queries and get
+        # the same headers (the session middleware's ``Vary: Cookie``).
+        if user is not None and user.is_authenticated:
+            if _is_staff(user):
+                return cls(str(user.pk), True, True)
+            return cls(str(user.pk), False, _sees_all(user))
+        return cls(None, False, _sees_all(user))
+
+    def level(self, task_id: str, known: store.Identity, link: _Link | None) -> Level:
+        if self.staff:
             return Level.STAFF
-        if record.owner_id is not None and str(record.owner_id) == str(user.pk):
+        owns = known.owner_id is not None and str(known.owner_id) == self.pk
+        if owns or self.sees_all or (link is not None and link.names(task_id, known)):
             return Level.VIEWER
-    if token and _link_grants(token, record.id):
-        return Level.VIEWER
-    return Level.VIEWER if _sees_all(user) else Level.NONE
+        return Level.NONE
 
 
 def lookup(task_id: str, user: Any, token: str | None = None) -> tuple[TaskRecord, Level]:
-    """The record and what ``user`` may see; :class:`TaskNotFound` if unknown *or* hidden."""
-    record = store.get(task_id)
-    allowed = level(record, user, token)
+    """The record and what ``user`` may see; :class:`TaskNotFound` if unknown *or* hidden.
+
+    The viewer and the token are resolved first, then one narrow read decides: a
+    hidden task and an unknown id do the same work. Only a visible task's full record
+    is read.
+    """
+    viewer = _Viewer.of(user)
+    link = _link(token)
+    known = store.identity(task_id)
+    allowed = Level.NONE if known is None else viewer.level(task_id, known, link)
     if allowed is Level.NONE:
         raise TaskNotFound(task_id)
-    return record, allowed
+    return store.get(task_id), allowed
 
 
 class Shown(enum.Enum):

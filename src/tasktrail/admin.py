@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -23,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import access, api, services, states
+from . import access, api, ids, inputs, services, states
 from .exceptions import TaskNotFound
 from .models import Task, Worker
 from .records import Progress
@@ -63,6 +65,23 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(state=self.value()) if self.value() else queryset
+
+
+class UpdatedFilter(admin.DateFieldListFilter):
+    """The admin's date filter, refusing moments no database stores as it refuses
+    malformed ones (SQLite overflows converting ``9999-12-31 23:59:59`` to UTC)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        field = forms.DateTimeField()
+        for values in self.used_parameters.values():
+            for value in values if isinstance(values, list) else [values]:
+                try:
+                    moment = field.clean(value)
+                    if moment is not None:
+                        inputs.moment(moment)
+                except (forms.ValidationError, inputs.Refused) as error:
+                    raise IncorrectLookupParameters(error) from None
+        return super().queryset(request, queryset)
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
@@ -121,7 +140,7 @@ def _level(request: HttpRequest) -> access.Level:
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
     list_display = ("task_id", "name", "state", "queue", "progress", "worker", "updated_at")
-    list_filter = (StateFilter, "updated_at")
+    list_filter = (StateFilter, ("updated_at", UpdatedFilter))
     # The exact id, through the primary key: any other search scans the whole table.
     search_fields = ("task_id",)
     search_help_text = "A task id, exactly."
@@ -158,7 +177,18 @@ class TaskAdmin(ReadOnlyAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         # Case-sensitive, unlike Django's "=task_id" (UPPER() on both sides: no index).
         term = search_term.strip()
-        return (queryset.filter(pk=term) if term else queryset), False
+        if not term:
+            return queryset, False
+        # An id no table holds (a NUL: DataError on PostgreSQL) matches nothing.
+        return (queryset.filter(pk=term) if ids.valid(term) else queryset.none()), False
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Task | None:
+        # The change page of an id no table holds is "does not exist", not a DataError.
+        if from_field is None and not ids.valid(object_id):
+            return None
+        return super().get_object(request, object_id, from_field)
 
     @admin.display(description="progress")
     def progress(self, task: Task) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from . import states
+from . import ids, states
 from .jsoncodec import CeleryJSONDecoder, CeleryJSONEncoder
 
 #: Named subsets of the task table. Each is the condition of a partial index and the
@@ -26,7 +26,7 @@ def _json() -> models.JSONField[object]:
 class Task(models.Model):
     """The current state of one task; one row per task id."""
 
-    task_id = models.CharField(max_length=255, primary_key=True)
+    task_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
     name = models.CharField(max_length=255, blank=True, default="")
     queue = models.CharField(max_length=255, blank=True, default="")
     state = models.CharField(max_length=50)
@@ -55,9 +55,9 @@ class Task(models.Model):
         db_index=False,
         related_name="+",
     )
-    parent_id = models.CharField(max_length=255, blank=True, default="")
-    root_id = models.CharField(max_length=255, blank=True, default="")
-    group_id = models.CharField(max_length=255, blank=True, default="")
+    parent_id = models.CharField(max_length=ids.MAX_LENGTH, blank=True, default="")
+    root_id = models.CharField(max_length=ids.MAX_LENGTH, blank=True, default="")
+    group_id = models.CharField(max_length=ids.MAX_LENGTH, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
     worker_pid = models.IntegerField(null=True)
     sent_at = models.DateTimeField(null=True)
@@ -127,7 +127,7 @@ class Transition(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No foreign key: history is written in the same flush as the task row and
     # removed with it by the store, and a constraint would only cost writes.
-    task_id = models.CharField(max_length=255)
+    task_id = models.CharField(max_length=ids.MAX_LENGTH)
     state = models.CharField(max_length=50)
     attempt = models.PositiveIntegerField()
     at = models.DateTimeField()
@@ -151,7 +151,7 @@ class Transition(models.Model):
 class GroupResult(models.Model):
     """A saved ``GroupResult`` (``group.apply_async().save()``), for Celery's restore."""
 
-    group_id = models.CharField(max_length=255, primary_key=True)
+    group_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
     result = _json()
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, db_index=True)
@@ -203,7 +203,7 @@ class Lease(models.Model):
 class Revocation(models.Model):
     """A revoke sent through tasktrail, kept so workers that were offline honour it too."""
 
-    task_id = models.CharField(max_length=255, primary_key=True)
+    task_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
     at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -61,13 +61,13 @@ def test_an_unknown_id_exits_2_with_a_clear_message(tasktrail: Run) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("status", "has space"), "malformed task id"),
+        (("status", "x\ud800"), "malformed task id"),
         (("status", "x" * 256), "malformed task id"),
         (("list", "--state", "not a state"), "invalid task state"),
         (("list", "--since", "yesterday-ish"), "bad date"),
-        (("list", "--limit", "0"), "positive whole number"),
+        (("list", "--limit", "0"), "whole number from 1 to"),
         (("list", "--after", "garbage"), "bad cursor"),
-        (("watch", "x", "--interval", "-1"), "positive number of seconds"),
+        (("watch", "x", "--interval", "-1"), "number of seconds above 0"),
     ],
 )
 def test_bad_input_is_refused_clearly(tasktrail: Run, args: tuple[str, ...], message: str) -> None:

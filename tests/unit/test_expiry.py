@@ -84,7 +84,7 @@ def test_the_cleanup_command() -> None:
 
 
 def test_the_command_refuses_a_bad_batch() -> None:
-    with pytest.raises(CommandError, match="must be a positive whole number"):
+    with pytest.raises(CommandError, match="must be a whole number from 1 to"):
         call_command("tasktrail", "cleanup", "--batch", "0")
 
 

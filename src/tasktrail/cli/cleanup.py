@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import services
-from ..store.expiry import Expired
+from ..store.expiry import MAX_BATCH, Expired
 from .base import Output
-from .options import positive
+from .options import bounded
 
 NAME = "cleanup"
 HELP = (
@@ -25,10 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch",
-        type=positive,
+        type=bounded(MAX_BATCH),
         default=None,
         metavar="N",
-        help="tasks deleted per statement (default: TASKTRAIL['CLEANUP_BATCH'])",
+        help=f"tasks deleted per statement, at most {MAX_BATCH:,} "
+        "(default: TASKTRAIL['CLEANUP_BATCH'])",
     )
 
 

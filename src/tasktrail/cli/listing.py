@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from .. import owner
+from .. import inputs
 from ..records import TaskRecord
 from ..store import queries
 from . import options, output
@@ -15,16 +15,6 @@ from .status import describe_progress, shown
 
 NAME = "list"
 HELP = "List tasks, most recently updated first; --after continues where a page ended."
-
-
-def _cursor(text: str) -> queries.Cursor:
-    try:
-        at, task_id = queries.parse_cursor(text)
-        return at, options.task_id(task_id)
-    except (ValueError, argparse.ArgumentTypeError):
-        raise argparse.ArgumentTypeError(
-            f"bad cursor {text[:80]!r}: pass the value a previous page printed"
-        ) from None
 
 
 def _format_cursor(cursor: queries.Cursor | None) -> str | None:
@@ -38,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--owner", metavar="USER", help="a username or user id")
     parser.add_argument("--since", type=options.when, help="updated at or after (ISO or 2h)")
     parser.add_argument("--until", type=options.when, help="updated before (ISO or 2h)")
-    parser.add_argument("--limit", type=options.positive, default=50, help="default 50")
-    parser.add_argument("--after", type=_cursor, metavar="CURSOR", help="the next page")
+    parser.add_argument("--limit", type=options.limit, default=50, help="default 50")
+    parser.add_argument("--after", type=options.cursor, metavar="CURSOR", help="the next page")
     output.add_json_flag(parser)
 
 
@@ -47,9 +37,9 @@ def _owner_id(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return owner.lookup(text)
-    except ValueError as error:
-        raise Failure(str(error)) from None
+        return inputs.user(text)
+    except inputs.Refused as refused:
+        raise Failure(str(refused)) from None
 
 
 def _filter(options: Mapping[str, Any]) -> queries.TaskFilter:

@@ -1,29 +1,37 @@
-"""Argument types shared by subcommands: each rejects bad input with a clear message."""
+"""Argument types shared by subcommands: each rejects bad input with a clear message.
+
+The rules are :mod:`tasktrail.inputs`, which the dashboard's filters share; here they
+only become argparse's errors (``Error: argument --since: ...``, exit 2).
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
-from django.utils import timezone
+from .. import inputs, states
+from ..store import queries
 
-from .. import states
+#: Longest poll interval ``watch`` takes: a day (``time.sleep`` overflows past about
+#: 9.2e9 s, and no one watches a task once a year).
+MAX_INTERVAL = 86_400.0
 
-# Celery ids are usually UUIDs, but callers may choose their own: accept any printable
-# text without spaces that fits the column.
-_TASK_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
-_AGO = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except inputs.Refused as refused:
+            raise argparse.ArgumentTypeError(str(refused)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def task_id(text: str) -> str:
-    if not _TASK_ID.match(text):
-        raise argparse.ArgumentTypeError(
-            f"malformed task id {text[:60]!r}: expected 1 to 255 characters without spaces"
-        )
-    return text
+    return str(_argument(inputs.task_id)(text))
 
 
 def state(text: str) -> str:
@@ -35,34 +43,29 @@ def state(text: str) -> str:
 
 def when(text: str) -> datetime:
     """An ISO date or datetime (local time unless it says), or an age such as ``90m``."""
-    ago = _AGO.match(text)
-    if ago:
-        return timezone.now() - timedelta(**{_UNITS[ago[2]]: int(ago[1])})
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad date {text[:60]!r}: use ISO 8601 (2026-11-25 or 2026-11-25T14:30) "
-            "or an age such as 30s, 90m, 12h, 2d, 1w"
-        ) from None
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+    found: datetime = _argument(inputs.when)(text)
+    return found
 
 
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text[:60]!r}")
-    return value
+def bounded(high: int) -> Callable[[str], int]:
+    """A whole number from 1 to ``high``."""
+
+    def parse(text: str) -> int:
+        return inputs.whole(text, high=high)
+
+    convert: Callable[[str], int] = _argument(parse)
+    return convert
+
+
+#: A page size: a page asks for one row more than it shows.
+limit = bounded(queries.BIGINT_MAX - 1)
+
+
+def cursor(text: str) -> queries.Cursor:
+    found: queries.Cursor = _argument(inputs.cursor)(text)
+    return found
 
 
 def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text[:60]!r}")
-    return value
+    found: float = _argument(lambda t: inputs.seconds(t, MAX_INTERVAL))(text)
+    return found

@@ -21,12 +21,13 @@ from .groups import delete as delete_group
 from .groups import restore as restore_group
 from .groups import save as save_group
 from .history import HistoryEntry
-from .read import celery_meta, get, get_many, history, recent, versions
+from .read import Identity, celery_meta, get, get_many, history, identity, recent, versions
 from .schema import event
 from .write import close, flush, forget, on_write, record, sync
 
 __all__ = [
     "HistoryEntry",
+    "Identity",
     "TaskNotFound",
     "celery_meta",
     "close",
@@ -38,6 +39,7 @@ __all__ = [
     "get",
     "get_many",
     "history",
+    "identity",
     "on_write",
     "recent",
     "record",

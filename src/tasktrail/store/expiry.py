@@ -28,6 +28,9 @@ WORKERS_KEPT = timedelta(days=1)
 #: Pause after each batch, relative to the batch's own time: the cleanup uses the
 #: database two thirds of the time, and writers' commits do not queue behind its WAL.
 REST = 0.5
+#: Most tasks one batch may delete: its DELETE names each id as a parameter, and
+#: SQLite takes at most 32,766 in one statement (PostgreSQL passes one array).
+MAX_BATCH = 32_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Q, QuerySet
 
-from .. import states
+from .. import ids, states
 from ..records import TaskRecord
 from .db import alias as _alias
 from .db import tasks as _tasks
@@ -36,6 +37,26 @@ Cursor = tuple[datetime, str]
 SCAN = 50_000
 
 
+#: Whole numbers a query may carry (a limit, a batch, a user id): PostgreSQL's
+#: ``bigint`` and SQLite's ``INTEGER`` both hold 64 bits, signed.
+BIGINT_MAX = 2**63 - 1
+#: The datetimes a filter or cursor may hold. Python's (and so SQLite's text) range is
+#: years 1 to 9999; a day less at each end keeps any time zone's view of the moment
+#: inside it (SQLite stores UTC, pages print local time).
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def storable(moment: datetime) -> bool:
+    """Whether every database, and every time zone's view of it, can hold ``moment``."""
+    if moment.tzinfo is None:
+        return False
+    try:
+        return EARLIEST <= moment <= LATEST
+    except OverflowError:
+        return False
+
+
 def format_cursor(cursor: Cursor) -> str:
     return f"{cursor[0].isoformat()},{cursor[1]}"
 
@@ -45,7 +66,7 @@ def parse_cursor(text: str) -> Cursor:
     # An ISO timestamp holds no comma, so the first one ends it; the id may hold more.
     at, _, task_id = text.partition(",")
     moment = datetime.fromisoformat(at)
-    if not task_id or len(task_id) > 255 or moment.tzinfo is None:
+    if not ids.valid(task_id) or not storable(moment):
         raise ValueError(f"bad cursor {text[:80]!r}")
     return moment, task_id
 
@@ -223,7 +244,10 @@ def _estimate(rows: QuerySet[Any]) -> int | None:
             table = rows.model._meta.db_table
             cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
             return int(cursor.fetchone()[0])  # -1 before the first ANALYZE
-        sql, params = rows.query.sql_with_params()
+        try:
+            sql, params = rows.query.sql_with_params()
+        except EmptyResultSet:  # a filter that can match nothing (``.none()``)
+            return 0
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
     plan = json.loads(plan) if isinstance(plan, str) else plan

@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError
 from django.db.backends.base.operations import BaseDatabaseOperations
 
+from .. import ids
 from .history import HistoryEntry
 from .schema import JSON, TEXT, Row, blank
 
@@ -74,12 +75,6 @@ def _limits() -> tuple[dict[str, int], dict[str, tuple[int, int]], Any]:
     if bounds is not None:
         ranges["owner_id"] = bounds
     return lengths, ranges, owner
-
-
-def task_id_fits(task_id: object) -> bool:
-    if not isinstance(task_id, str) or not task_id:
-        return False
-    return len(task_id) <= _limits()[0]["task_id"] and text(task_id) == task_id
 
 
 def text(value: str) -> str:
@@ -137,8 +132,8 @@ def _owner(value: Any, field: Any, bounds: tuple[int, int] | None) -> Any:
 def row(event: Row) -> Row:
     """``event`` with every value made storable (in place); :class:`Unstorable` if its
     task id cannot be."""
-    if not task_id_fits(event["task_id"]):
-        raise Unstorable(f"task id {str(event['task_id'])[:80]!r}… cannot be stored")
+    if not ids.valid(event["task_id"]):
+        raise Unstorable(f"task id {str(event['task_id'])[:80]!r} cannot be stored")
     lengths, ranges, owner = _limits()
     for column in TEXT:
         value = event[column]

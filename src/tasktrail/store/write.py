@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .. import conf
+from .. import conf, ids
 from . import history as _history
 from . import sql, storable
 from .buffer import WriteBuffer
@@ -181,8 +181,12 @@ def record(row: Row, detail: dict[str, Any] | None = None) -> None:
     """Queue an event for writing, made storable first; never blocks on the database."""
     try:
         storable.row(row)
-    except storable.Unstorable as exc:
-        logger.warning("tasktrail: %s: the task is not recorded", exc)
+    except storable.Unstorable:
+        # In the buffer it would fail every flush (and every other task's record with it).
+        task_id = str(row["task_id"])
+        logger.warning(
+            "tasktrail: not recording task id %r: %s", task_id[:80], ids.problem(task_id)
+        )
         return
     buffer().add(row, None if detail is None else storable.detail(detail))
 
@@ -216,6 +220,8 @@ def forget(task_id: str) -> None:
     """Delete ``task_id``'s record and history."""
     from ..models import Transition
 
+    if not ids.valid(task_id):
+        return
     settle(task_id)
     with transaction.atomic(using=alias()):
         Transition.objects.using(alias()).filter(task_id=task_id).delete()

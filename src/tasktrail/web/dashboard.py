@@ -15,6 +15,8 @@ Views stay thin: reads come from :mod:`tasktrail.store`, what to show of them fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -22,12 +24,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import OperationalError as BrokerError
 
-from .. import access, owner, runs, services, states, store
+from .. import access, ids, inputs, owner, runs, services, states, store
 from ..exceptions import TaskNotFound
 from ..store import audit, overview, queries
 from . import present, responses
@@ -39,6 +42,8 @@ LIVE_LIMIT = 100
 # The last hour, in 1-minute bars: what an operator opening the page wants to see first.
 DEFAULT_WINDOW = "hour"
 CONFIRMED = "confirmed"
+#: The actions' URL names.
+RETRY, REVOKE = "retry", "revoke"
 
 
 def _operator(request: HttpRequest) -> access.Level:
@@ -83,10 +88,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return _page(request, "tasktrail/dashboard/overview.html", context)
 
 
+def _bounded(parse: Callable[[Any], Any], value: Any) -> Any:
+    """``parse(value)``, its refusal as the field's error (:mod:`tasktrail.inputs`,
+    the rules the CLI applies too)."""
+    try:
+        return parse(value)
+    except inputs.Refused as refused:
+        raise forms.ValidationError(str(refused)) from None
+
+
 class TaskFilterForm(forms.Form):
     """The task list's filters, from the query string; bad values are reported, not used."""
 
-    id = forms.CharField(required=False, max_length=255, label="Task id")
+    id = forms.CharField(required=False, max_length=ids.MAX_LENGTH, label="Task id")
     state = forms.CharField(required=False, max_length=50)
     name = forms.CharField(required=False, max_length=255)
     queue = forms.CharField(required=False, max_length=255)
@@ -108,10 +122,15 @@ class TaskFilterForm(forms.Form):
 
     def clean_owner(self) -> Any:
         text = self.cleaned_data["owner"].strip()
-        try:
-            return owner.lookup(text) if text else None
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
+        return _bounded(inputs.user, text) if text else None
+
+    def clean_since(self) -> datetime | None:
+        value = self.cleaned_data["since"]
+        return None if value is None else _bounded(inputs.moment, value)
+
+    def clean_until(self) -> datetime | None:
+        value = self.cleaned_data["until"]
+        return None if value is None else _bounded(inputs.moment, value)
 
     def clean_after(self) -> queries.Cursor | None:
         text = self.cleaned_data["after"]
@@ -173,8 +192,8 @@ def live(request: HttpRequest) -> JsonResponse:
     level = access.operator(viewer(request))
     if level is access.Level.NONE:
         return responses.not_found()
-    ids = request.GET.getlist("id")[:LIVE_LIMIT]
-    found = store.get_many([i for i in ids if 0 < len(i) <= 255])
+    wanted = request.GET.getlist("id")[:LIVE_LIMIT]
+    found = store.get_many(wanted)
     return responses.json({"tasks": {i: present.live_row(r, level) for i, r in found.items()}})
 
 
@@ -234,11 +253,14 @@ def _actor(request: HttpRequest) -> Any:
     return user
 
 
-def _confirm(request: HttpRequest, task_id: str, action: str, question: str) -> HttpResponse:
+def _confirm(
+    request: HttpRequest, task_id: str, action: str, question: str, action_name: str
+) -> HttpResponse:
     """The confirmation step a browser without JavaScript gets."""
     context = {
         "task_id": task_id,
-        "action_url": request.path,
+        # Reversed, not request.path: an id holding "/" travels encoded (see urls.py).
+        "action_url": reverse(f"tasktrail:{action_name}", args=[task_id]),
         "question": question,
         "fields": {k: v for k, v in request.POST.items() if k != "csrfmiddlewaretoken"},
         "action": action,
@@ -258,7 +280,7 @@ def _failed(request: HttpRequest, task_id: str, error: Exception, status: int) -
 def retry(request: HttpRequest, task_id: str) -> HttpResponse:
     user = _actor(request)
     if request.POST.get(CONFIRMED) != "yes":
-        return _confirm(request, task_id, "Retry", "Send this task again, as a new task?")
+        return _confirm(request, task_id, "Retry", "Send this task again, as a new task?", RETRY)
     try:
         done = services.retry(task_id, user=user)
     except TaskNotFound:
@@ -278,7 +300,7 @@ def revoke(request: HttpRequest, task_id: str) -> HttpResponse:
     terminate = request.POST.get("terminate") == "yes"
     if request.POST.get(CONFIRMED) != "yes":
         verb = "Revoke and terminate" if terminate else "Revoke"
-        return _confirm(request, task_id, verb, f"{verb} this task?")
+        return _confirm(request, task_id, verb, f"{verb} this task?", REVOKE)
     try:
         done = services.revoke(task_id, terminate=terminate, user=user)
     except TaskNotFound:

@@ -22,8 +22,6 @@ ASSETS = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
 }
-#: Links carry their token in the URL: keep it out of other sites' Referer headers.
-PRIVATE = {**responses.NO_STORE, "Referrer-Policy": "no-referrer"}
 
 
 def viewer(request: HttpRequest) -> Any:
@@ -46,9 +44,9 @@ def page(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         record, _ = access.lookup(task_id, viewer(request), token)
     except TaskNotFound:
-        raise Http404("not found") from None
+        return responses.page_not_found(request)
     response = render(request, "tasktrail/status_page.html", {"task": record, "token": token})
-    for header, value in PRIVATE.items():
+    for header, value in responses.PRIVATE.items():
         response[header] = value
     return response
 
