@@ -1,6 +1,6 @@
-"""The Celery app and the one task every scenario runs.
+"""The Celery app, the one task every scenario runs, and the progress bench's task.
 
-The task's only work is ``INCR`` on a Redis key: the producer polls that counter to
+The no-op task's only work is ``INCR`` on a Redis key: the producer polls that counter to
 see when all tasks ran, the same way in every scenario, whatever the result store.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 
 import redis
 from celery import Celery
@@ -15,6 +16,7 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 COUNTER_KEY = os.environ.get("BENCH_COUNTER_KEY", "tasktrail-bench:done")
+BARRIER_KEY = COUNTER_KEY + ":progress-barrier"
 
 app = Celery("bench")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -34,3 +36,29 @@ def counter() -> redis.Redis:
 @app.task(name="bench.noop")
 def noop() -> None:
     counter().incr(COUNTER_KEY)
+
+
+@app.task(name="bench.progress_loop")
+def progress_loop(calls: int, via: str, start_when: int = 0) -> tuple[float, float]:
+    """Report progress ``calls`` times as fast as it can; when its loop began and ended.
+
+    ``via`` is ``"progress"`` (``tasktrail.progress()``) or ``"reporter"`` (a reporter
+    captured first). With ``start_when``, the loop waits until that many tasks arrived
+    (a Redis counter), so the tasks of a pool run their loops at the same time.
+    """
+    import tasktrail
+
+    if start_when:
+        _barrier(start_when)
+    report = tasktrail.reporter() if via == "reporter" else tasktrail.progress
+    began = time.perf_counter()
+    for done in range(1, calls + 1):
+        report(done, calls)
+    return began, time.perf_counter()
+
+
+def _barrier(parties: int, timeout: int = 60) -> None:
+    # Blocking pops, not polling: waiting tasks take no CPU from those already looping.
+    if counter().incr(BARRIER_KEY) == parties:
+        counter().rpush(BARRIER_KEY + ":go", *range(parties))
+    counter().blpop([BARRIER_KEY + ":go"], timeout)

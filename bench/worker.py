@@ -1,4 +1,4 @@
-"""A real Celery worker in a subprocess: 2 prefork processes, stopped whatever happens."""
+"""A real Celery worker in a subprocess (2 prefork processes by default), always stopped."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 2
 
 
-def command(node: str) -> list[str]:
+def command(node: str, pool: str = "prefork", concurrency: int = CONCURRENCY) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -22,9 +22,9 @@ def command(node: str) -> list[str]:
         "-A",
         "bench.celeryapp",
         "worker",
-        "--pool=prefork",
+        f"--pool={pool}",
         "-c",
-        str(CONCURRENCY),
+        str(concurrency),
         "-l",
         "warning",
         "-n",
@@ -33,7 +33,9 @@ def command(node: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running(node: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    node: str, log: Path, pool: str = "prefork", concurrency: int = CONCURRENCY
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a worker; on exit stop it and every process it forked."""
     env = {**os.environ, "PYTHONPATH": _pythonpath()}
     with log.open("ab") as out:
@@ -41,7 +43,7 @@ def running(node: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         # worker in order (warm shutdown flushes buffered writes), and the whole
         # process group can be killed by its id if that fails.
         proc = subprocess.Popen(
-            command(node),
+            command(node, pool, concurrency),
             env=env,
             cwd=ROOT,
             stdout=out,

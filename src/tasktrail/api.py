@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 from datetime import timedelta
 from types import ModuleType
 from typing import Any
@@ -47,10 +48,26 @@ def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:
     return store.recent(limit, **filters)
 
 
+_LARGEST = sys.float_info.max
+_SMALLEST = -_LARGEST
+
+
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # The usual case in a few operations: an int or float (exact types: isinstance()
+    # against a union cost more than the rest; the check was 22 % of a call), finite
+    # (NaN fails any comparison).
+    kind = type(value)
+    if (kind is float or kind is int) and _SMALLEST <= value <= _LARGEST:
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"progress {name} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise PayloadError(f"progress {name} must be a finite number, got {value!r}")
+    return number
 
 
 @functools.cache
@@ -71,19 +88,38 @@ def progress(current: float, total: float | None = None, message: str = "", **me
     most every ``PROGRESS_INTERVAL``, and always before the task's outcome.
     ``meta`` (JSON values) is shown with the progress.
     """
-    _report(_live().resolve(), current, total, message, meta)
+    live = _live()
+    # The same call as Reporter's, written out in both: a shared helper is a Python
+    # call more on every report.
+    live.report(
+        live.resolve(),
+        _number("current", current),
+        None if total is None else _number("total", total),
+        str(message),
+        meta,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reporter:
-    """:func:`progress` bound to one task, for any thread: see :func:`reporter`."""
+    """:func:`progress` bound to one run of a task, for any thread: see :func:`reporter`."""
 
     task_id: str
+    # The run, found once by reporter() rather than on every call (by ``task_id``
+    # when built by hand).
+    _slot: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __call__(
         self, current: float, total: float | None = None, message: str = "", **meta: Any
     ) -> None:
-        _report(self.task_id, current, total, message, meta)
+        live = _live()
+        live.report(
+            self._slot or live.resolve(self.task_id),
+            _number("current", current),
+            None if total is None else _number("total", total),
+            str(message),
+            meta,
+        )
 
 
 def reporter() -> Reporter:
@@ -92,19 +128,8 @@ def reporter() -> Reporter:
     Needed where several tasks run in one process (a threads pool); e.g. in the task,
     ``report = tasktrail.reporter()``, then ``report(done, total)`` in its threads.
     """
-    return Reporter(_live().resolve())
-
-
-def _report(
-    task_id: str, current: float, total: float | None, message: str, meta: dict[str, Any]
-) -> None:
-    _live().report(
-        task_id,
-        _number("current", current),
-        None if total is None else _number("total", total),
-        str(message),
-        meta,
-    )
+    slot = _live().resolve()
+    return Reporter(slot.task_id, slot)
 
 
 def status_url(task_id: str, expires: timedelta | None = None, request: Any = None) -> str:

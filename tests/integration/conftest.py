@@ -113,7 +113,15 @@ FAULT_ENV = {"TT_LOST_AFTER": str(FAULT_LOST_AFTER), "TT_HEARTBEAT_INTERVAL": "0
 class WorkerProcess:
     """A worker a test may kill: its own hostname and queue, and a process group of its own."""
 
-    def __init__(self, app: Any, hostname: str, queue: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        hostname: str,
+        queue: str,
+        env: dict[str, str],
+        pool: str = "prefork",
+        concurrency: int = 1,
+    ) -> None:
         from django.db import connection
 
         self.app = app
@@ -130,8 +138,8 @@ class WorkerProcess:
             **env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
-             "--concurrency=1", "--loglevel=INFO", f"--hostname={self.hostname}",
+            [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", f"--pool={pool}",
+             f"--concurrency={concurrency}", "--loglevel=INFO", f"--hostname={self.hostname}",
              f"--queues={queue}", "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -175,10 +183,13 @@ def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]
         env: dict[str, str] | None = None,
         hostname: str = "",
         control: Any = app,
+        pool: str = "prefork",
+        concurrency: int = 1,
     ) -> WorkerProcess:
         """``control`` is the app that reaches the worker's broker, to ping it."""
         hostname = hostname or f"{name}-{uuid.uuid4().hex[:8]}@tests"
-        process = WorkerProcess(control, hostname, queue, {**FAULT_ENV, **(env or {})})
+        env = {**FAULT_ENV, **(env or {})}
+        process = WorkerProcess(control, hostname, queue, env, pool, concurrency)
         started.append(process)
         return process.wait_until_ready()
 

@@ -210,3 +210,29 @@ def huge_texts(size: int) -> str:
     tasktrail.progress(1, 2, "m" * size, blob="x" * size)
     time.sleep(0.3)
     raise ValueError("e" * size)
+
+
+_groups: dict[str, threading.Barrier] = {}
+
+
+@shared_task
+def progress_alongside(group: str, parties: int, index: int, calls: int, via: str) -> str:
+    """One of ``parties`` tasks reporting at once in a threads pool (they wait for each other).
+
+    ``via``: ``progress`` or ``reporter`` in the task's thread, ``thread`` a reporter
+    called from a thread the task starts.
+    """
+    _groups.setdefault(group, threading.Barrier(parties)).wait(30)
+    report = tasktrail.progress if via == "progress" else tasktrail.reporter()
+
+    def run() -> None:
+        for done in range(1, calls + 1):
+            report(done, calls, f"task {index}")
+
+    if via == "thread":
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    else:
+        run()
+    return "reported"
