@@ -107,7 +107,14 @@ FAULT_ENV = {"TT_LOST_AFTER": str(FAULT_LOST_AFTER), "TT_HEARTBEAT_INTERVAL": "0
 class WorkerProcess:
     """A worker a test may kill: its own hostname and queue, and a process group of its own."""
 
-    def __init__(self, app: Any, hostname: str, queue: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        hostname: str,
+        queue: str,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+    ) -> None:
         from django.db import connection
 
         self.app = app
@@ -126,7 +133,8 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
              "--concurrency=1", "--loglevel=INFO", f"--hostname={self.hostname}",
-             f"--queues={queue}", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             f"--queues={queue}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             *args],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -169,10 +177,12 @@ def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]
         env: dict[str, str] | None = None,
         hostname: str = "",
         control: Any = app,
+        args: tuple[str, ...] = (),
     ) -> WorkerProcess:
-        """``control`` is the app that reaches the worker's broker, to ping it."""
+        """``control`` is the app that reaches the worker's broker, to ping it; ``args``
+        are more ``celery worker`` options (``--max-tasks-per-child=5``)."""
         hostname = hostname or f"{name}-{uuid.uuid4().hex[:8]}@tests"
-        process = WorkerProcess(control, hostname, queue, {**FAULT_ENV, **(env or {})})
+        process = WorkerProcess(control, hostname, queue, {**FAULT_ENV, **(env or {})}, args)
         started.append(process)
         return process.wait_until_ready()
 

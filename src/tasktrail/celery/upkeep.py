@@ -26,7 +26,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .. import conf
-from ..store import expiry, revocations, workers
+from ..store import expiry, revocations, spool, workers
 from ..threads import start_daemon
 from . import reaper
 
@@ -72,6 +72,8 @@ class Upkeep:
         self._guard(self._load_revocations)
         self._ready.set()
         while True:
+            # Rows stopped processes spooled (before the lost-task check, which they may answer).
+            self._guard(spool.replay)
             self._guard(self._reap)
             self._guard(self._cleanup)
             if self._stopping.wait(self._interval()):

@@ -20,7 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from .. import conf, jsoncodec
 from ..exceptions import TaskNotFound
 from ..records import Progress, TaskError, TaskRecord, Transition
-from . import sql
+from . import spool, sql, timeouts
 from .buffer import HistoryEntry, WriteBuffer
 from .db import alias as _alias
 from .db import tasks as _tasks
@@ -56,6 +56,8 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _write(rows: list[Row], history: list[HistoryEntry]) -> None:
     connection = connections[_alias()]
+    # Only tasktrail's own threads write (flush, upkeep's replay): bound their waits.
+    timeouts.bound(connection)
     try:
         if connection.vendor == "postgresql":
             _write_postgresql(connection, rows, history)
@@ -193,7 +195,14 @@ def _write_and_tell(rows: list[Row], history: list[HistoryEntry]) -> None:
 @functools.cache
 def _buffer() -> WriteBuffer:
     settings = conf.get()
-    return WriteBuffer(_write_and_tell, settings.flush_seconds, settings.MAX_BUFFERED)
+    return WriteBuffer(
+        _write_and_tell,
+        settings.flush_seconds,
+        settings.MAX_BUFFERED,
+        # What the bounded final flush cannot write goes to disk, for a worker to write.
+        spill=spool.write,
+        close_timeout=settings.FINAL_FLUSH_TIMEOUT.total_seconds(),
+    )
 
 
 def record(row: Row, detail: dict[str, Any] | None = None) -> None:
@@ -207,7 +216,8 @@ def flush() -> None:
 
 
 def close() -> None:
-    """Flush what is left before this process stops; logs instead of raising."""
+    """Flush what is left before this process stops, within ``FINAL_FLUSH_TIMEOUT``;
+    spools what it cannot write; logs instead of raising."""
     _buffer().close()
 
 

@@ -4,8 +4,15 @@ Why: one round trip per transition halves Celery's throughput. Events for the sa
 task fold together (a ``STARTED`` still buffered is folded into the outcome; a
 flood of progress updates becomes one row), and a background thread writes all
 buffered tasks in one statement every ``FLUSH_INTERVAL``. A flush that fails puts
-its rows back, so a database restart delays writes but loses none. Reads in this
-process flush first, so a process always reads its own writes.
+its rows back, so a database restart delays writes but loses none; the thread then
+backs off (up to 5 s between attempts), and nothing but :meth:`WriteBuffer.close`
+cuts that wait short. Reads in this process flush first, so a process always reads
+its own writes.
+
+A process that stops calls :meth:`WriteBuffer.close`: a final flush bounded by
+``FINAL_FLUSH_TIMEOUT``, after which whatever is still unwritten (buffered, or in a
+write that has not returned) goes to the spool (:mod:`tasktrail.store.spool`), which
+a worker writes once the database is back.
 """
 
 from __future__ import annotations
@@ -26,16 +33,27 @@ logger = logging.getLogger("tasktrail.store")
 
 HistoryEntry = tuple[str, str, int, datetime, str, dict[str, Any] | None]
 Writer = Callable[[list[Row], list[HistoryEntry]], None]
+#: Where :meth:`WriteBuffer.close` puts what it could not write (``spool.write``).
+Spill = Callable[[list[Row], list[HistoryEntry]], object]
 
 _RECENT_LIMIT = 10_000
 _MAX_BACKOFF = 5.0
 
 
 class WriteBuffer:
-    def __init__(self, writer: Writer, interval: float, max_buffered: int) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        interval: float,
+        max_buffered: int,
+        spill: Spill | None = None,
+        close_timeout: float = 5.0,
+    ) -> None:
         self._writer = writer
         self._interval = interval
         self._max_buffered = max_buffered
+        self._spill = spill
+        self._close_timeout = close_timeout
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
         atexit.register(self.close)
@@ -47,11 +65,19 @@ class WriteBuffer:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._urgent = threading.Event()
+        # Set by close(): the only thing that cuts a backoff short.
+        self._closing = threading.Event()
         self._flushed = threading.Condition()
         self._added = 0
         self._written = 0
+        # Events up to this count are committed or spooled: nothing more to do at exit.
+        self._settled = 0
+        self._failures = 0
         self._rows: dict[str, Row] = {}
         self._inflight: dict[str, Row] = {}
+        self._inflight_history: list[HistoryEntry] = []
+        # close() spooled the write in flight: if it fails, its rows are not put back.
+        self._inflight_spooled = False
         self._history: list[HistoryEntry] = []
         # Last (state, attempt) recorded per task, so repeats add no history.
         self._recent: OrderedDict[str, tuple[str, int]] = OrderedDict()
@@ -107,26 +133,36 @@ class WriteBuffer:
         with self._flushed:
             return self._flushed.wait_for(lambda: self._written >= target, timeout)
 
-    def flush(self) -> None:
-        """Write everything buffered now; on failure the rows go back and the error is raised."""
+    def flush(self) -> int:
+        """Write everything buffered now and return how many rows; on failure the rows go
+        back (unless close() spooled them meanwhile) and the error is raised."""
         with self._flush_lock:
             with self._lock:
                 rows, history = self._rows, self._history
                 self._rows, self._history = {}, []
                 # Still pending for readers until committed.
-                self._inflight = rows
+                self._inflight, self._inflight_history = rows, history
+                self._inflight_spooled = False
                 upto = self._added
             try:
                 if rows:
                     self._writer(list(rows.values()), history)
             except BaseException:
-                self._put_back(rows.values(), history)
+                with self._lock:
+                    spooled = self._inflight_spooled
+                    self._inflight, self._inflight_history = {}, []
+                if not spooled:
+                    self._put_back(rows.values(), history)
+                with self._flushed:
+                    self._failures += 1
+                    self._flushed.notify_all()
                 raise
-            finally:
-                self._inflight = {}
+            with self._lock:
+                self._inflight, self._inflight_history = {}, []
             with self._flushed:
                 self._written = upto
                 self._flushed.notify_all()
+            return len(rows)
 
     def _put_back(self, rows: Iterable[Row], history: list[HistoryEntry]) -> None:
         with self._lock:
@@ -141,23 +177,103 @@ class WriteBuffer:
 
     def _run(self) -> None:
         backoff = self._interval
+        failing = False
         while not self._closed:
             self._wake.wait()
             self._wake.clear()
-            self._urgent.wait(backoff)
+            if failing:
+                # Backing off: neither a full buffer nor a reader's sync() may shorten
+                # it (a full buffer once made 29 attempts a second); only close() does.
+                self._closing.wait(backoff)
+            else:
+                self._urgent.wait(self._interval)
             self._urgent.clear()
             try:
-                self.flush()
-            except Exception:
-                logger.exception("tasktrail: flush failed; keeping %d rows", len(self._rows))
+                wrote = self.flush()
+            except Exception as exc:
                 backoff = min(_MAX_BACKOFF, backoff * 2 + 0.05)
+                self._log_failure(exc, failing, backoff)
+                failing = True
                 self._wake.set()
             else:
-                backoff = self._interval
+                # Nothing to write (close() spooled it) proves nothing about the database.
+                if failing and wrote:
+                    logger.warning("tasktrail: flush succeeded again; the database is back")
+                if wrote or not failing:
+                    backoff, failing = self._interval, False
 
-    def close(self) -> None:
-        """Flush what is left; called at exit and when a worker process stops."""
+    def _log_failure(self, exc: Exception, again: bool, backoff: float) -> None:
+        # The traceback once per outage; then one line per attempt.
+        if again:
+            logger.warning(
+                "tasktrail: flush failed; keeping %d rows, next attempt in %.2f s (%s: %s)",
+                len(self._rows),
+                backoff,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.error(
+                "tasktrail: flush failed; keeping %d rows, next attempt in %.2f s",
+                len(self._rows),
+                backoff,
+                exc_info=exc,
+            )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is left before this process stops, waiting at most ``timeout``
+        (default: the buffer's ``close_timeout``); spool whatever is not written by then.
+
+        The flush thread writes, as always; this waits for it, never on its lock, so a
+        write blocked on a dead connection cannot hold the process. Called at exit and
+        when a worker process stops; logs instead of raising.
+        """
+        bound = self._close_timeout if timeout is None else timeout
+        with self._lock:
+            target = self._added
+        with self._flushed:
+            failures = self._failures
+            if max(self._written, self._settled) >= target:
+                return
+        self._ensure_thread()
+        self._closing.set()
+        self._urgent.set()
+        self._wake.set()
         try:
-            self.flush()
+            with self._flushed:
+                self._flushed.wait_for(
+                    lambda: self._written >= target or self._failures > failures, bound
+                )
+                written = self._written >= target
+        finally:
+            self._closing.clear()
+        if not written:
+            self._spool()
+
+    def _spool(self) -> None:
+        """Hand every row not yet committed (buffered or in flight) to the spill."""
+        with self._lock:
+            rows = dict(self._inflight)
+            for task_id, newer in self._rows.items():
+                old = rows.get(task_id)
+                rows[task_id] = newer if old is None else fold(old, newer)[0]
+            history = [*self._inflight_history, *self._history]
+            self._inflight_spooled = bool(self._inflight)
+            self._rows, self._history = {}, []
+            self._settled = self._added
+        if not rows:
+            return
+        try:
+            if self._spill is None:
+                raise RuntimeError("no spool")
+            where = self._spill(list(rows.values()), history)
         except Exception:
-            logger.exception("tasktrail: final flush failed; %d rows lost", len(self._rows))
+            logger.exception(
+                "tasktrail: final flush failed and spooling failed; %d rows lost", len(rows)
+            )
+        else:
+            logger.warning(
+                "tasktrail: final flush failed; %d rows spooled to %s for a worker to write",
+                len(rows),
+                where,
+            )
