@@ -36,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.db import DataError, IntegrityError, connections
+
 from .. import conf, jsoncodec
 from . import timeouts
 from .buffer import HistoryEntry, Writer
@@ -58,8 +60,6 @@ def directory() -> Path:
     configured = conf.get().SPOOL_DIR
     if configured:
         return Path(configured)
-    from django.db import connections
-
     name = str(connections[conf.get().DATABASE].settings_dict.get("NAME") or "")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[-60:] or "default"
     return Path(tempfile.gettempdir()) / f"tasktrail-spool-{slug}"
@@ -174,7 +174,7 @@ def _load(handle: Any) -> tuple[list[Row], list[HistoryEntry]]:
 
 def _set_aside(path: Path, exc: Exception) -> None:
     # Kept for an operator to read; never replayed again, never deleted.
-    logger.error("tasktrail: spool file %s is unreadable (%s); renamed to .bad", path, exc)
+    logger.error("tasktrail: spool file %s cannot be written (%s); renamed to .bad", path, exc)
     with contextlib.suppress(OSError):
         path.rename(path.with_suffix(".bad"))
 
@@ -193,8 +193,6 @@ def replay() -> None:
     It runs on the upkeep thread, whose connection is tasktrail's own, so that
     connection gets tasktrail's connect timeout and keepalives here, files or not.
     """
-    from django.db import connections
-
     timeouts.bound(connections[conf.get().DATABASE])
     replay_into(_store_writer())
 
@@ -229,6 +227,11 @@ def _replay(writer: Writer) -> int:
                 continue
             try:
                 writer(rows, history)
+            except (DataError, IntegrityError) as exc:
+                # The database answered and refuses these rows: waiting will not help,
+                # and the files behind this one must not wait for it.
+                _set_aside(path, exc)
+                continue
             except Exception as exc:
                 logger.warning(
                     "tasktrail: %d spool file(s) wait for the database (%s: %s)",
