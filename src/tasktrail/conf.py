@@ -55,9 +55,9 @@ class Settings:
     #: off behind an older PgBouncer in transaction mode.
     PREPARE_WRITES: bool = True
     #: Tasks buffered in a process at which its flush thread writes at once instead of
-    #: waiting for ``FLUSH_INTERVAL``. Not a cap: the caller never blocks and no event
-    #: is dropped; while the database is down the buffer grows past it (about 1 KB a
-    #: task) and the thread keeps its backoff.
+    #: waiting for ``FLUSH_INTERVAL``. While the database is down (the thread keeps its
+    #: backoff) a buffer this full is moved to ``SPOOL_DIR`` after each failed attempt,
+    #: so memory stays bounded; nothing is dropped and the caller never blocks.
     MAX_BUFFERED: int = 10_000
     #: How long a stopping process (a pool process, a worker's warm shutdown, a web or
     #: producer process at exit) waits for its last writes; what is not written by

@@ -156,7 +156,10 @@ def test_a_full_buffer_does_not_cut_the_backoff_short() -> None:
         attempts.append(len(rows))
         raise OperationalError("connection refused")
 
-    buffer = WriteBuffer(refuse, 0.001, max_buffered=2, spill=lambda r, h: None)
+    spilled: list[str] = []
+    buffer = WriteBuffer(
+        refuse, 0.001, max_buffered=2, spill=lambda r, h: spilled.extend(x["task_id"] for x in r)
+    )
     done = threading.Event()
     for i in range(200):
         buffer.add(_row(f"f{i}", "PENDING"))
@@ -165,3 +168,5 @@ def test_a_full_buffer_does_not_cut_the_backoff_short() -> None:
     # or more; a full buffer used to wake the thread at every add, 200 attempts.
     assert 1 <= len(attempts) <= 10
     buffer.close(timeout=1)
+    # Full after a failed attempt, then at close: every task spooled once, none dropped.
+    assert sorted(spilled) == sorted(f"f{i}" for i in range(200))

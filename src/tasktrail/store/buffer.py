@@ -194,6 +194,7 @@ class WriteBuffer:
                 backoff = min(_MAX_BACKOFF, backoff * 2 + 0.05)
                 self._log_failure(exc, failing, backoff)
                 failing = True
+                self._spill_if_full()
                 self._wake.set()
             else:
                 # Nothing to write (close() spooled it) proves nothing about the database.
@@ -219,6 +220,13 @@ class WriteBuffer:
                 backoff,
                 exc_info=exc,
             )
+
+    def _spill_if_full(self) -> None:
+        # During an outage the buffer would grow without end (about 1 KB a task, so
+        # 1 GB for a million): past MAX_BUFFERED its rows go to the spool instead, which
+        # a worker writes when the database answers.
+        if self._spill is not None and len(self._rows) >= self._max_buffered:
+            self._spool("the database is unavailable and the buffer is full")
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is left before this process stops, waiting at most ``timeout``
@@ -248,9 +256,9 @@ class WriteBuffer:
         finally:
             self._closing.clear()
         if not written:
-            self._spool()
+            self._spool("final flush failed")
 
-    def _spool(self) -> None:
+    def _spool(self, reason: str) -> None:
         """Hand every row not yet committed (buffered or in flight) to the spill."""
         with self._lock:
             rows = dict(self._inflight)
@@ -268,12 +276,11 @@ class WriteBuffer:
                 raise RuntimeError("no spool")
             where = self._spill(list(rows.values()), history)
         except Exception:
-            logger.exception(
-                "tasktrail: final flush failed and spooling failed; %d rows lost", len(rows)
-            )
+            logger.exception("tasktrail: %s and spooling failed; %d rows lost", reason, len(rows))
         else:
             logger.warning(
-                "tasktrail: final flush failed; %d rows spooled to %s for a worker to write",
+                "tasktrail: %s; %d rows spooled to %s for a worker to write",
+                reason,
                 len(rows),
                 where,
             )
