@@ -72,7 +72,9 @@ class Upkeep:
         self._guard(self._load_revocations)
         self._ready.set()
         while True:
-            # Rows stopped processes spooled (before the lost-task check, which they may answer).
+            # What stopped processes spooled; first, as it may finish tasks the check would
+            # call lost. (The first run is right after startup, not before: a big spool
+            # must not delay loading the revocations.)
             self._guard(spool.replay)
             self._guard(self._reap)
             self._guard(self._cleanup)

@@ -148,11 +148,12 @@ class WriteBuffer:
                 if rows:
                     self._writer(list(rows.values()), history)
             except BaseException:
+                # One step under the lock: close() finds these rows either in flight or
+                # back in the buffer, never in neither.
                 with self._lock:
-                    spooled = self._inflight_spooled
+                    if not self._inflight_spooled:
+                        self._put_back(rows.values(), history)
                     self._inflight, self._inflight_history = {}, []
-                if not spooled:
-                    self._put_back(rows.values(), history)
                 with self._flushed:
                     self._failures += 1
                     self._flushed.notify_all()
@@ -165,11 +166,11 @@ class WriteBuffer:
             return len(rows)
 
     def _put_back(self, rows: Iterable[Row], history: list[HistoryEntry]) -> None:
-        with self._lock:
-            for row in rows:
-                newer = self._rows.get(row["task_id"])
-                self._rows[row["task_id"]] = row if newer is None else fold(row, newer)[0]
-            self._history[:0] = history
+        """Return a failed write's rows to the buffer; the caller holds ``_lock``."""
+        for row in rows:
+            newer = self._rows.get(row["task_id"])
+            self._rows[row["task_id"]] = row if newer is None else fold(row, newer)[0]
+        self._history[:0] = history
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:
