@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,17 @@ def services() -> None:
 @pytest.fixture(scope="session")
 def django_db_setup(services: None, django_db_setup: None) -> None:
     """Check services before pytest-django tries to create the test database."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_spool(django_db_setup: None) -> Iterator[None]:
+    """Spool files left by an earlier run belong to its dropped test database: a worker
+    of this run must not write them here, nor this run's into the next one's."""
+    from tasktrail.store import spool
+
+    shutil.rmtree(spool.directory(), ignore_errors=True)
+    yield
+    shutil.rmtree(spool.directory(), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

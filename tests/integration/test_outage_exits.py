@@ -205,7 +205,8 @@ def test_a_full_buffer_keeps_the_backoff_during_an_outage() -> None:
     assert 3 <= attempts <= 12, f"{attempts} flush attempts"
     # Spooled when the buffer was full after an attempt, and at exit: all 60, once.
     spooled = re.findall(r"(\d+) rows spooled to", sender.stderr)
-    assert sum(map(int, spooled)) == 60 and "buffer is full" in sender.stderr
+    assert sum(map(int, spooled)) == 60, sender.stderr
+    assert "buffer is full" in sender.stderr
     # A traceback for the first failure of the outage, then one line per attempt.
     assert len(re.findall(r"flush failed; keeping .*\nTraceback", sender.stderr)) == 1
 

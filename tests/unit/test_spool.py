@@ -170,3 +170,28 @@ def test_a_full_buffer_does_not_cut_the_backoff_short() -> None:
     buffer.close(timeout=1)
     # Full after a failed attempt, then at close: every task spooled once, none dropped.
     assert sorted(spilled) == sorted(f"f{i}" for i in range(200))
+
+
+def test_close_waits_for_a_spool_of_a_full_buffer_under_way() -> None:
+    entered, release = threading.Event(), threading.Event()
+    spilled: list[str] = []
+
+    def refuse(rows: Rows, history: list[Any]) -> None:
+        raise OperationalError("connection refused")
+
+    def slow_spill(rows: Rows, history: list[Any]) -> None:
+        entered.set()
+        release.wait(10)
+        spilled.extend(r["task_id"] for r in rows)
+
+    buffer = WriteBuffer(refuse, 0.001, max_buffered=1, spill=slow_spill, close_timeout=5)
+    buffer.add(_row("s1", "PENDING"))
+    assert entered.wait(5)
+    # The rows are out of the buffer but not on disk yet: exiting now would lose them.
+    closer = threading.Thread(target=buffer.close)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive(), "close() returned while the spool was still being written"
+    release.set()
+    closer.join(10)
+    assert not closer.is_alive() and spilled == ["s1"]

@@ -63,6 +63,8 @@ class WriteBuffer:
         # thread does not exist here.
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        # Held while rows are being spooled: they count as settled only once on disk.
+        self._spool_lock = threading.Lock()
         self._wake = threading.Event()
         self._urgent = threading.Event()
         # Set by close(): the only thing that cuts a backoff short.
@@ -238,6 +240,10 @@ class WriteBuffer:
         when a worker process stops; logs instead of raising.
         """
         bound = self._close_timeout if timeout is None else timeout
+        # The flush thread may be spooling a full buffer: let the file be complete
+        # before this process exits (a local write and fsync, not the database).
+        if self._spool_lock.acquire(timeout=bound):
+            self._spool_lock.release()
         with self._lock:
             target = self._added
         with self._flushed:
@@ -261,6 +267,10 @@ class WriteBuffer:
 
     def _spool(self, reason: str) -> None:
         """Hand every row not yet committed (buffered or in flight) to the spill."""
+        with self._spool_lock:
+            self._spool_now(reason)
+
+    def _spool_now(self, reason: str) -> None:
         with self._lock:
             rows = dict(self._inflight)
             for task_id, newer in self._rows.items():
