@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -61,8 +62,21 @@ class Settings:
     #: protocol-level prepared statements, which PgBouncer supports from 1.21). Turn it
     #: off behind an older PgBouncer in transaction mode.
     PREPARE_WRITES: bool = True
-    #: Most events held in a process's buffer before the caller flushes inline.
+    #: Tasks buffered in a process at which its flush thread writes at once instead of
+    #: waiting for ``FLUSH_INTERVAL``. While the database is down (the thread keeps its
+    #: backoff) a buffer this full is moved to ``SPOOL_DIR`` after each failed attempt,
+    #: so memory stays bounded; nothing is dropped and the caller never blocks.
     MAX_BUFFERED: int = 10_000
+    #: How long a stopping process (a pool process, a worker's warm shutdown, a web or
+    #: producer process at exit) waits for its last writes; what is not written by
+    #: then is spooled to ``SPOOL_DIR`` and written by a worker later.
+    FINAL_FLUSH_TIMEOUT: timedelta = timedelta(seconds=5)
+    #: Directory where stopping processes keep the rows they could not write, and from
+    #: which every worker's main process writes them once the database answers. Must
+    #: be writable and survive restarts of the processes (not of the machine, unless it
+    #: is on persistent storage); shared by the web and worker processes of one host.
+    #: ``None``: ``tasktrail-spool-<database name>`` in the system's temporary directory.
+    SPOOL_DIR: str | None = None
     #: Record ``RECEIVED`` from the worker's main process.
     RECORD_RECEIVED: bool = True
     #: ``RECEIVED`` is written only for tasks still waiting in the worker this long
@@ -103,6 +117,7 @@ _DURATIONS = {
     "FAILURE_EXPIRES",
     "LOST_AFTER",
     "FLUSH_INTERVAL",
+    "FINAL_FLUSH_TIMEOUT",
     "RECEIVED_AFTER",
     "HEARTBEAT_INTERVAL",
     "CLEANUP_INTERVAL",
@@ -166,6 +181,12 @@ def _coerce(name: str, value: Any) -> Any:
             return retries.parse(value)
         except (ValueError, ImportError) as exc:
             raise ImproperlyConfigured(f"TASKTRAIL['RETRY']: {exc}") from None
+    if name == "SPOOL_DIR" and value is not None:
+        if not isinstance(value, str | os.PathLike) or not str(value):
+            raise ImproperlyConfigured(
+                f"TASKTRAIL['SPOOL_DIR'] must be a directory path or None, got {value!r}"
+            )
+        return str(value)
     if name in _POSITIVE_INTS and (
         not isinstance(value, int) or isinstance(value, bool) or value <= 0
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,17 @@ def services() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def django_db_setup(services: None, django_db_setup: None) -> None:
     """Check services before pytest-django tries to create the test database."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_spool(django_db_setup: None) -> Iterator[None]:
+    """Spool files left by an earlier run belong to its dropped test database: a worker
+    of this run must not write them here, nor this run's into the next one's."""
+    from tasktrail.store import spool
+
+    shutil.rmtree(spool.directory(), ignore_errors=True)
+    yield
+    shutil.rmtree(spool.directory(), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +133,7 @@ class WorkerProcess:
         env: dict[str, str],
         pool: str = "prefork",
         concurrency: int = 1,
+        args: tuple[str, ...] = (),
     ) -> None:
         from django.db import connection
 
@@ -140,7 +153,8 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", f"--pool={pool}",
              f"--concurrency={concurrency}", "--loglevel=INFO", f"--hostname={self.hostname}",
-             f"--queues={queue}", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             f"--queues={queue}", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             *args],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -185,11 +199,13 @@ def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]
         control: Any = app,
         pool: str = "prefork",
         concurrency: int = 1,
+        args: tuple[str, ...] = (),
     ) -> WorkerProcess:
-        """``control`` is the app that reaches the worker's broker, to ping it."""
+        """``control`` is the app that reaches the worker's broker, to ping it; ``args``
+        are more ``celery worker`` options (``--max-tasks-per-child=5``)."""
         hostname = hostname or f"{name}-{uuid.uuid4().hex[:8]}@tests"
         env = {**FAULT_ENV, **(env or {})}
-        process = WorkerProcess(control, hostname, queue, env, pool, concurrency)
+        process = WorkerProcess(control, hostname, queue, env, pool, concurrency, args)
         started.append(process)
         return process.wait_until_ready()
 

@@ -153,6 +153,8 @@ def _worker_shutdown(**_: Any) -> None:
 
 
 def _flush(**_: Any) -> None:
+    # Bounded by FINAL_FLUSH_TIMEOUT; what a stopping process cannot write is spooled,
+    # and the worker's main process writes it when the database answers (upkeep).
     store.close()
 
 

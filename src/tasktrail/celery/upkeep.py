@@ -26,7 +26,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .. import conf
-from ..store import expiry, revocations, workers
+from ..store import expiry, revocations, spool, workers
 from ..threads import start_daemon
 from . import reaper
 
@@ -72,6 +72,10 @@ class Upkeep:
         self._guard(self._load_revocations)
         self._ready.set()
         while True:
+            # What stopped processes spooled; first, as it may finish tasks the check would
+            # call lost. (The first run is right after startup, not before: a big spool
+            # must not delay loading the revocations.)
+            self._guard(spool.replay)
             self._guard(self._reap)
             self._guard(self._cleanup)
             if self._stopping.wait(self._interval()):

@@ -21,7 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .. import conf, ids
 from . import history as _history
-from . import sql, storable
+from . import spool, sql, storable, timeouts
 from .buffer import WriteBuffer
 from .db import alias, tasks
 from .history import HistoryEntry
@@ -42,6 +42,8 @@ def write(rows: list[Row], entries: list[HistoryEntry]) -> None:
     """Write one flush; a database that refuses some rows gets the others (see
     :mod:`tasktrail.store.storable`), a database that cannot be reached raises."""
     connection = connections[alias()]
+    # Only tasktrail's own threads write (flush, upkeep's replay): bound their waits.
+    timeouts.bound(connection)
     try:
         storable.isolate(lambda r, e: _write_once(connection, r, e), rows, entries)
     except Exception:
@@ -156,7 +158,7 @@ def on_write(listener: WriteListener) -> None:
         _listeners.append(listener)
 
 
-def _write_and_tell(rows: list[Row], entries: list[HistoryEntry]) -> None:
+def write_and_tell(rows: list[Row], entries: list[HistoryEntry]) -> None:
     write(rows, entries)
     for listener in _listeners:
         try:
@@ -170,7 +172,14 @@ def buffer() -> WriteBuffer:
     """This process's buffer, made on the first event (a web process that only reads
     never has one, nor its thread and exit hook)."""
     settings = conf.get()
-    return WriteBuffer(_write_and_tell, settings.flush_seconds, settings.MAX_BUFFERED)
+    return WriteBuffer(
+        write_and_tell,
+        settings.flush_seconds,
+        settings.MAX_BUFFERED,
+        # What the bounded final flush cannot write goes to disk, for a worker to write.
+        spill=spool.write,
+        close_timeout=settings.FINAL_FLUSH_TIMEOUT.total_seconds(),
+    )
 
 
 def _existing() -> WriteBuffer | None:
@@ -198,7 +207,8 @@ def flush() -> None:
 
 
 def close() -> None:
-    """Flush what is left before this process stops; logs instead of raising."""
+    """Flush what is left before this process stops, within ``FINAL_FLUSH_TIMEOUT``;
+    spools what it cannot write; logs instead of raising."""
     if (found := _existing()) is not None:
         found.close()
 
