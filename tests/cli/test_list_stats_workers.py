@@ -80,7 +80,7 @@ def test_stats_counts_by_state_per_window(tasktrail: Run) -> None:
 
 
 def test_workers_tells_alive_silent_and_stopped(tasktrail: Run) -> None:
-    later = NOW + timedelta(seconds=30)
+    later = timezone.now() + timedelta(seconds=30)  # alive when the command runs
     heartbeat_row("alive@h", 10, NOW, NOW, later, active=2, reserved=1)
     heartbeat_row("silent@h", 11, NOW, NOW - timedelta(minutes=2), NOW - timedelta(minutes=1), 1, 0)
     heartbeat_row("stopped@h", 12, NOW, NOW, later, 0, 0)

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, DateTimeField, ExpressionWrapper, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 from .. import states
@@ -59,7 +60,7 @@ class MainProcess:
     pid: int
 
 
-def _db_now_plus(delta: timedelta) -> ExpressionWrapper[DateTimeField]:
+def _db_now_plus(delta: timedelta) -> ExpressionWrapper[CombinedExpression]:
     """The database's clock ``delta`` ahead, computed in SQL."""
     return ExpressionWrapper(Now() + Value(delta), output_field=DateTimeField())
 
