@@ -152,7 +152,10 @@ def test_workers_record_heartbeats_with_the_tasks_in_hand(start_worker: StartWor
 
 @pytest.fixture
 def pg_proxy() -> Iterator[FaultProxy]:
-    """A proxy in front of the test's PostgreSQL, for workers started with ``behind()``."""
+    """A proxy in front of the test's PostgreSQL, for workers started with ``behind()``.
+
+    Tests ask for it before ``start_worker``, so it outlives their workers' farewells.
+    """
     if connection.vendor != "postgresql":
         pytest.skip(
             "puts a TCP proxy between workers and PostgreSQL (SQLite is a file, there is "
@@ -183,7 +186,7 @@ def ran_once_and_succeeded(task_id: str, runs: Path) -> None:
 
 @pytest.mark.parametrize("fault", ["refuse", "freeze"])
 def test_an_outage_shorter_than_lost_after_settles_no_task_of_a_healthy_worker(
-    start_worker: StartWorker, pg_proxy: FaultProxy, tmp_path: Path, fault: str
+    pg_proxy: FaultProxy, start_worker: StartWorker, tmp_path: Path, fault: str
 ) -> None:
     """The watcher is connected directly and checks; the healthy worker is cut off for
     90 % of LOST_AFTER. Its heartbeat interval is long (LOST_AFTER / 2) so the outage
@@ -200,7 +203,7 @@ def test_an_outage_shorter_than_lost_after_settles_no_task_of_a_healthy_worker(
 
 @pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER, 3 * FAULT_LOST_AFTER])
 def test_workers_behind_a_freeze_longer_than_lost_after_settle_none_of_their_tasks(
-    start_worker: StartWorker, pg_proxy: FaultProxy, tmp_path: Path, seconds: float
+    pg_proxy: FaultProxy, start_worker: StartWorker, tmp_path: Path, seconds: float
 ) -> None:
     """Both workers (one of them holds the check) lose the database together, for longer
     than LOST_AFTER. When it answers again every heartbeat row is older than the
@@ -222,7 +225,7 @@ def test_workers_behind_a_freeze_longer_than_lost_after_settle_none_of_their_tas
 
 
 def test_a_killed_workers_task_is_lost_within_the_bound_after_the_checkers_outage(
-    start_worker: StartWorker, pg_proxy: FaultProxy
+    pg_proxy: FaultProxy, start_worker: StartWorker
 ) -> None:
     """The checker holds back after its own outage, but not forever."""
     start_worker("checker", unique_queue("checker"), behind(pg_proxy))
