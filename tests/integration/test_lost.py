@@ -201,27 +201,70 @@ def test_an_outage_shorter_than_lost_after_settles_no_task_of_a_healthy_worker(
     ran_once_and_succeeded(result.id, runs)
 
 
-@pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER, 3 * FAULT_LOST_AFTER])
+@pytest.fixture
+def second_pg_proxy(pg_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """Another proxy to the same PostgreSQL, to cut workers off one by one."""
+    proxy = FaultProxy(connection.settings_dict["HOST"], int(connection.settings_dict["PORT"]))
+    yield proxy
+    proxy.close()
+
+
+def running_counted(
+    start_worker: StartWorker, proxies: list[FaultProxy], seconds: float, tmp_path: Path
+) -> list[tuple[WorkerProcess, str, Path]]:
+    """One worker behind each proxy, each running ``counts_runs`` for ``seconds``."""
+    # All started before any task is sent: starting a worker can take longer than a task.
+    frozen = [start_worker("frozen", unique_queue("frozen"), behind(p)) for p in proxies]
+    started = []
+    for i, worker in enumerate(frozen):
+        runs = tmp_path / f"runs-{i}"
+        result = tasks.counts_runs.apply_async((str(runs), seconds), queue=worker.queue)
+        started.append((worker, result.id, runs))
+    for _, task_id, _ in started:
+        wait_for(task_id, lambda r: r.state == "STARTED")
+    return started
+
+
+def none_settled(started: list[tuple[WorkerProcess, str, Path]]) -> None:
+    for worker, task_id, runs in started:
+        ran_once_and_succeeded(task_id, runs)
+        assert "settled" not in worker.log_path.read_text()
+
+
+@pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER])
 def test_workers_behind_a_freeze_longer_than_lost_after_settle_none_of_their_tasks(
     pg_proxy: FaultProxy, start_worker: StartWorker, tmp_path: Path, seconds: float
 ) -> None:
     """Both workers (one of them holds the check) lose the database together, for longer
     than LOST_AFTER. When it answers again every heartbeat row is older than the
     silence deadline, but nobody died: neither settles its own task nor the other's."""
-    queues = [unique_queue("frozen"), unique_queue("frozen")]
-    frozen = [start_worker("frozen", queue, behind(pg_proxy)) for queue in queues]
-    runs = [tmp_path / f"runs-{i}" for i in range(2)]
-    results = [
-        tasks.counts_runs.apply_async((str(path), seconds + 6), queue=queue)
-        for path, queue in zip(runs, queues, strict=True)
-    ]
-    for result in results:
-        wait_for(result.id, lambda r: r.state == "STARTED")
+    started = running_counted(start_worker, [pg_proxy, pg_proxy], seconds + 6, tmp_path)
     outage(pg_proxy, "freeze", seconds)
-    for result, path in zip(results, runs, strict=True):
-        ran_once_and_succeeded(result.id, path)
-    for worker in frozen:
-        assert "settled" not in worker.log_path.read_text()
+    none_settled(started)
+
+
+@pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER, 3 * FAULT_LOST_AFTER])
+def test_after_an_outage_the_check_waits_for_the_workers_that_shared_it(
+    pg_proxy: FaultProxy,
+    second_pg_proxy: FaultProxy,
+    start_worker: StartWorker,
+    tmp_path: Path,
+    seconds: float,
+) -> None:
+    """Two workers frozen together for longer than LOST_AFTER; the database answers one of
+    them a second before the other (reconnections, a pool, a route coming back). The
+    first, whichever holds the check, finds the other's row past its silence deadline,
+    but it saw the outage itself: it waits LOST_AFTER, and the other heartbeats meanwhile.
+    """
+    proxies = [pg_proxy, second_pg_proxy]
+    started = running_counted(start_worker, proxies, seconds + 8, tmp_path)
+    for proxy in proxies:
+        proxy.freeze()
+    time.sleep(seconds)
+    pg_proxy.heal()
+    time.sleep(1)
+    second_pg_proxy.heal()
+    none_settled(started)
 
 
 def test_a_killed_workers_task_is_lost_within_the_bound_after_the_checkers_outage(
