@@ -29,8 +29,9 @@ SECOND = timedelta(seconds=1)
 
 
 def beat(hostname: str, silent_in: float, started: datetime = NOW - 60 * SECOND) -> None:
-    """A heartbeat row ``silent_in`` seconds before the worker counts as silent."""
-    heartbeat_row(hostname, 100, started, NOW, NOW + silent_in * SECOND, 1, 0)
+    """A heartbeat row ``silent_in`` seconds (from now: it is judged by the database's
+    clock, not the module's NOW) before the worker counts as silent."""
+    heartbeat_row(hostname, 100, started, NOW, timezone.now() + silent_in * SECOND, 1, 0)
 
 
 def running(
