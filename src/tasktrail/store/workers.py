@@ -5,7 +5,8 @@ Every moment liveness is judged by comes from the DATABASE's clock (``Now()``, w
 from a worker's: a heartbeat stamps ``last_seen`` and ``silent_after`` when the UPDATE
 runs, so a write held up by an outage lands fresh instead of already stale, and a worker
 whose clock is off cannot look silent (or alive) for it. The orphan check and the leases
-compare against the same clock, in SQL. The rule and its bounds: docs/failures.md.
+compare against the same clock, in SQL. The rule and its bounds:
+docs/explanation/liveness.md.
 
 A task running on a worker that went silent, stopped, or restarted since the task started
 is an orphan.
