@@ -91,3 +91,30 @@ def client_for(user: User | None, **options: Any) -> Client:
     if user is not None:
         client.force_login(user)
     return client
+
+
+def heartbeat_row(
+    hostname: str,
+    pid: int,
+    started_at: datetime,
+    last_seen: datetime,
+    silent_after: datetime,
+    active: int = 0,
+    reserved: int = 0,
+) -> None:
+    """A worker's heartbeat row with the given moments (a real heartbeat takes the
+    database's clock, so the past and future of a test are written directly)."""
+    from tasktrail.models import Worker
+
+    Worker.objects.update_or_create(
+        hostname=hostname,
+        defaults={
+            "pid": pid,
+            "started_at": started_at,
+            "last_seen": last_seen,
+            "silent_after": silent_after,
+            "stopped_at": None,
+            "active": active,
+            "reserved": reserved,
+        },
+    )

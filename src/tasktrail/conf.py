@@ -26,8 +26,9 @@ class Settings:
     #: How long a failure (or revocation, or lost task) is kept.
     #: ``None``: Celery's ``result_failure_expires``, else 7 days.
     FAILURE_EXPIRES: timedelta | None = None
-    #: A task whose worker stopped heartbeating this long ago is ``LOST`` (or re-run,
-    #: if it opted in: see docs/failures.md).
+    #: The database outage a worker rides out: its running tasks become ``LOST`` (or
+    #: re-run, if they opted in) once the database's clock is ``LOST_AFTER + 2 *
+    #: HEARTBEAT_INTERVAL`` past its last heartbeat (docs/explanation/liveness.md).
     LOST_AFTER: timedelta = timedelta(seconds=30)
     #: How often every worker records its heartbeat; one worker at a time also looks
     #: for tasks left on silent workers this often. Must be well below ``LOST_AFTER``.

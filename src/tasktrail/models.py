@@ -171,8 +171,9 @@ class Worker(models.Model):
     pid = models.IntegerField()
     started_at = models.DateTimeField()
     last_seen = models.DateTimeField()
-    # Written by the worker itself from its own LOST_AFTER, so workers with different
-    # settings are judged by their own.
+    # Both stamped by the database's clock when the heartbeat's UPDATE runs (never the
+    # worker's), silent_after from the worker's own LOST_AFTER and HEARTBEAT_INTERVAL, so
+    # workers with different settings are judged by their own (rule: docs/failures.md).
     silent_after = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True)
     # Tasks in hand at the last heartbeat: running, and received but waiting.

@@ -11,8 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from tasktrail import store
-from tasktrail.store import audit, workers
-from tests.conftest import make_user, recorded
+from tasktrail.store import audit
+from tests.conftest import heartbeat_row, make_user, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,10 +147,9 @@ def test_an_action_without_the_csrf_token_is_refused(superuser: User) -> None:
 
 @pytest.mark.usefixtures("superuser")
 def test_workers_show_whether_they_are_alive(client: Client) -> None:
-    # Now, not at import: a run of other tests first must not age the heartbeats.
-    now = timezone.now()
-    workers.beat("up@h", 1, now, now, now + timedelta(hours=1), 2, 0)
-    workers.beat("quiet@h", 2, now, now, now - timedelta(seconds=1), 0, 0)
+    now = timezone.now()  # not the module's NOW: alive is judged at the request
+    heartbeat_row("up@h", 1, now, now, now + timedelta(hours=1), 2, 0)
+    heartbeat_row("quiet@h", 2, now, now, now - timedelta(seconds=1), 0, 0)
     html = client.get("/admin/tasktrail/worker/").content.decode()
     assert '<td class="field-status">alive</td>' in html
     assert '<td class="field-status">silent</td>' in html

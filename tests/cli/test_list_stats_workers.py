@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from tasktrail.store import workers
+from tests.conftest import heartbeat_row
 
 from .conftest import Run, recorded
 
@@ -79,13 +80,11 @@ def test_stats_counts_by_state_per_window(tasktrail: Run) -> None:
 
 
 def test_workers_tells_alive_silent_and_stopped(tasktrail: Run) -> None:
-    # Now, not at import: a run of other tests first must not age the heartbeats.
-    now = timezone.now()
-    later = now + timedelta(hours=1)
-    workers.beat("alive@h", 10, now, now, later, active=2, reserved=1)
-    workers.beat("silent@h", 11, now, now - timedelta(minutes=2), now - timedelta(minutes=1), 1, 0)
-    workers.beat("stopped@h", 12, now, now, later, 0, 0)
-    workers.stop("stopped@h", 12, now)
+    later = timezone.now() + timedelta(hours=1)  # alive when the command runs
+    heartbeat_row("alive@h", 10, NOW, NOW, later, active=2, reserved=1)
+    heartbeat_row("silent@h", 11, NOW, NOW - timedelta(minutes=2), NOW - timedelta(minutes=1), 1, 0)
+    heartbeat_row("stopped@h", 12, NOW, NOW, later, 0, 0)
+    workers.stop("stopped@h", 12)
     table = tasktrail("workers").splitlines()
     header = "HOSTNAME PID STARTED LAST SEEN ACTIVE RESERVED STATUS"
     assert table[0].split() == header.split()

@@ -170,7 +170,7 @@ def test_live_rows_answer_for_the_ids_asked_only(staff: object) -> None:
 def test_the_overview_shows_counts_chart_timings_running_stuck_lost_and_workers(
     staff: object,
 ) -> None:
-    from tasktrail.store import workers
+    from tests.conftest import heartbeat_row
 
     sent = NOW - timedelta(minutes=5)
     recorded("o-ok", "PENDING", sent, name="app.ok", sent_at=sent)
@@ -185,7 +185,7 @@ def test_the_overview_shows_counts_chart_timings_running_stuck_lost_and_workers(
     recorded("o-stuck", "PENDING", NOW - timedelta(hours=2), name="app.stuck")
     recorded("o-lost", "LOST", NOW - timedelta(minutes=1), name="app.lost")
     now = timezone.now()
-    workers.beat("w@h", 10, now, now, now + timedelta(seconds=30), active=1, reserved=0)
+    heartbeat_row("w@h", 10, now, now, now + timedelta(seconds=30), active=1, reserved=0)
     html = staff.get("/tasktrail/?window=hour").content.decode()  # type: ignore[attr-defined]
     hour = html.split('data-window="hour"')[1].split("</div>")[0]
     assert "<span data-total>4</span> tasks" in hour  # the stuck one changed 2 h ago

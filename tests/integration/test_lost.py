@@ -1,31 +1,40 @@
 """Lost workers, with real processes: a worker is SIGKILLed (main process and pool
 together) while its task runs, and another worker, which keeps heartbeating, settles
 the task: ``LOST``, or a new attempt for tasks that opted in.
+
+And the other side of the rule: workers cut off from PostgreSQL by a proxy (refused,
+frozen) for a while are not dead, and none of their tasks is settled.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.exceptions import WorkerLostError
 from celery.result import AsyncResult
+from django.db import connection
 
 import tasktrail
 from tasktrail.models import Worker
+from tests.faults import FaultProxy
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
 
-from .conftest import FAULT_LOST_AFTER, WorkerProcess, unique_queue, wait_for
+from .conftest import FAULT_ENV, FAULT_LOST_AFTER, WorkerProcess, unique_queue, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 StartWorker = Callable[..., WorkerProcess]
-# The check runs every heartbeat (0.5 s here, 1 s for the session's worker), and the
-# verdict is written through the 20 ms buffer.
-SETTLED_WITHIN = FAULT_LOST_AFTER + 3
+FAULT_INTERVAL = float(FAULT_ENV["TT_HEARTBEAT_INTERVAL"])
+# The documented bound (docs/failures.md): LOST_AFTER + 3 heartbeat intervals after the
+# kill, or LOST_AFTER + 1 interval after the checker's own database trouble ended,
+# whichever is later; a second more for the write (20 ms buffer) and the polling.
+SETTLED_WITHIN = FAULT_LOST_AFTER + 3 * FAULT_INTERVAL + 1
+SETTLED_AFTER_TROUBLE = FAULT_LOST_AFTER + FAULT_INTERVAL + 1
 
 
 def kill_while_running(start_worker: StartWorker, task: Any, *args: object) -> tuple[str, str]:
@@ -140,3 +149,144 @@ def test_workers_record_heartbeats_with_the_tasks_in_hand(start_worker: StartWor
     worker.stop()
     row = Worker.objects.get(hostname=worker.hostname)
     assert row.stopped_at is not None and row.silent_after == row.stopped_at
+
+
+# -- Outages are not deaths -----------------------------------------------------------
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[FaultProxy]:
+    """A proxy in front of the test's PostgreSQL, for workers started with ``behind()``.
+
+    Tests ask for it before ``start_worker``, so it outlives their workers' farewells.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "puts a TCP proxy between workers and PostgreSQL (SQLite is a file, there is "
+            "no connection to cut): run with TT_DB=postgres"
+        )
+    proxy = FaultProxy(connection.settings_dict["HOST"], int(connection.settings_dict["PORT"]))
+    yield proxy
+    proxy.close()
+
+
+def behind(proxy: FaultProxy, **env: str) -> dict[str, str]:
+    return {"PGPORT": str(proxy.port), **env}
+
+
+def outage(proxy: FaultProxy, fault: str, seconds: float) -> None:
+    getattr(proxy, fault)()
+    time.sleep(seconds)
+    proxy.heal()
+
+
+def ran_once_and_succeeded(task_id: str, runs: Path) -> None:
+    """The task ended SUCCESS as attempt 1, was never LOST or sent again, and ran once."""
+    record = wait_for(task_id, lambda r: r.state == "SUCCESS", timeout=60)
+    assert (record.attempt, record.result) == (1, "woke")
+    assert [t.state for t in tasktrail.history(task_id)] == ["PENDING", "STARTED", "SUCCESS"]
+    assert runs.read_text() == "ran\n"
+
+
+@pytest.mark.parametrize("fault", ["refuse", "freeze"])
+def test_an_outage_shorter_than_lost_after_settles_no_task_of_a_healthy_worker(
+    pg_proxy: FaultProxy, start_worker: StartWorker, tmp_path: Path, fault: str
+) -> None:
+    """The watcher is connected directly and checks; the healthy worker is cut off for
+    90 % of LOST_AFTER. Its heartbeat interval is long (LOST_AFTER / 2) so the outage
+    with the heartbeats around it spans more than LOST_AFTER, as in production."""
+    start_worker("watcher", unique_queue("watcher"))
+    queue = unique_queue("healthy")
+    start_worker("healthy", queue, behind(pg_proxy, TT_HEARTBEAT_INTERVAL="1.5"))
+    runs = tmp_path / "runs"
+    result = tasks.counts_runs.apply_async((str(runs), 8), queue=queue)
+    wait_for(result.id, lambda r: r.state == "STARTED")
+    outage(pg_proxy, fault, 0.9 * FAULT_LOST_AFTER)
+    ran_once_and_succeeded(result.id, runs)
+
+
+@pytest.fixture
+def second_pg_proxy(pg_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """Another proxy to the same PostgreSQL, to cut workers off one by one."""
+    proxy = FaultProxy(connection.settings_dict["HOST"], int(connection.settings_dict["PORT"]))
+    yield proxy
+    proxy.close()
+
+
+def running_counted(
+    start_worker: StartWorker, proxies: list[FaultProxy], seconds: float, tmp_path: Path
+) -> list[tuple[WorkerProcess, str, Path]]:
+    """One worker behind each proxy, each running ``counts_runs`` for ``seconds``."""
+    # All started before any task is sent: starting a worker can take longer than a task.
+    frozen = [start_worker("frozen", unique_queue("frozen"), behind(p)) for p in proxies]
+    started = []
+    for i, worker in enumerate(frozen):
+        runs = tmp_path / f"runs-{i}"
+        result = tasks.counts_runs.apply_async((str(runs), seconds), queue=worker.queue)
+        started.append((worker, result.id, runs))
+    for _, task_id, _ in started:
+        wait_for(task_id, lambda r: r.state == "STARTED")
+    return started
+
+
+def none_settled(started: list[tuple[WorkerProcess, str, Path]]) -> None:
+    for worker, task_id, runs in started:
+        ran_once_and_succeeded(task_id, runs)
+        assert "settled" not in worker.log_path.read_text()
+
+
+@pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER])
+def test_workers_behind_a_freeze_longer_than_lost_after_settle_none_of_their_tasks(
+    pg_proxy: FaultProxy, start_worker: StartWorker, tmp_path: Path, seconds: float
+) -> None:
+    """Both workers (one of them holds the check) lose the database together, for longer
+    than LOST_AFTER. When it answers again every heartbeat row is older than the
+    silence deadline, but nobody died: neither settles its own task nor the other's."""
+    started = running_counted(start_worker, [pg_proxy, pg_proxy], seconds + 6, tmp_path)
+    outage(pg_proxy, "freeze", seconds)
+    none_settled(started)
+
+
+@pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER, 3 * FAULT_LOST_AFTER])
+def test_after_an_outage_the_check_waits_for_the_workers_that_shared_it(
+    pg_proxy: FaultProxy,
+    second_pg_proxy: FaultProxy,
+    start_worker: StartWorker,
+    tmp_path: Path,
+    seconds: float,
+) -> None:
+    """Two workers frozen together for longer than LOST_AFTER; the database answers one of
+    them a second before the other (reconnections, a pool, a route coming back). The
+    first, whichever holds the check, finds the other's row past its silence deadline,
+    but it saw the outage itself: it waits LOST_AFTER, and the other heartbeats meanwhile.
+    """
+    proxies = [pg_proxy, second_pg_proxy]
+    started = running_counted(start_worker, proxies, seconds + 8, tmp_path)
+    for proxy in proxies:
+        proxy.freeze()
+    time.sleep(seconds)
+    pg_proxy.heal()
+    time.sleep(1)
+    second_pg_proxy.heal()
+    none_settled(started)
+
+
+def test_a_killed_workers_task_is_lost_within_the_bound_after_the_checkers_outage(
+    pg_proxy: FaultProxy, start_worker: StartWorker
+) -> None:
+    """The checker holds back after its own outage, but not forever."""
+    start_worker("checker", unique_queue("checker"), behind(pg_proxy))
+    queue = unique_queue("victim")
+    victim = start_worker("victim", queue)
+    result = tasks.sleepy.apply_async((60,), queue=queue)
+    wait_for(result.id, lambda r: r.state == "STARTED")
+    pg_proxy.refuse()
+    victim.kill()
+    killed = time.monotonic()
+    time.sleep(FAULT_LOST_AFTER / 2)
+    pg_proxy.heal()
+    healed = time.monotonic()
+    record = wait_for(result.id, lambda r: r.state == "LOST", timeout=30)
+    settled = time.monotonic()
+    assert settled - killed < SETTLED_WITHIN or settled - healed < SETTLED_AFTER_TROUBLE
+    assert record.error and f"worker {victim.hostname} (pid " in record.error.message

@@ -90,6 +90,15 @@ def sleepy_retry_on_lost(seconds: float) -> str:
     return "woke"
 
 
+@shared_task(retry_on_worker_lost=True, default_retry_delay=0)
+def counts_runs(path: str, seconds: float) -> str:
+    """Adds a line to ``path`` each time it starts: how often it really ran, store aside."""
+    with Path(path).open("a") as f:
+        f.write("ran\n")
+    time.sleep(seconds)
+    return "woke"
+
+
 @shared_task(bind=True, tasktrail_retry={"max_attempts": 3, "backoff": 0.5, "retry_on": [OSError]})
 def unreliable(self: Any, fail_times: int) -> str:
     if self.request.retries < fail_times:

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from tasktrail import services, store
 from tasktrail.models import GroupResult, Revocation, Task, Transition, Worker
-from tasktrail.store import expiry, revocations, workers
+from tasktrail.store import expiry, revocations
+from tests.conftest import heartbeat_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,8 +38,8 @@ def expired() -> None:
     store.save_group("g-old", [], NOW, PAST)
     store.save_group("g-new", [], NOW, NOW + timedelta(days=1))
     week_ago = NOW - timedelta(days=7)
-    workers.beat("gone@h", 1, week_ago, week_ago, week_ago, 0, 0)
-    workers.beat("here@h", 2, NOW, NOW, NOW + timedelta(seconds=30), 0, 0)
+    heartbeat_row("gone@h", 1, week_ago, week_ago, week_ago, 0, 0)
+    heartbeat_row("here@h", 2, NOW, NOW, NOW + timedelta(seconds=30), 0, 0)
     revocations.add("revoked", NOW)
     revocations.add("never-recorded", NOW)
 

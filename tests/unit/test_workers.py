@@ -1,21 +1,24 @@
 """Heartbeats, leases and the lost-task check on a real database (SQLite and PostgreSQL).
 
-The processes around it (workers killed for real) are in tests/integration/test_lost.py;
-here the check's decisions are driven from heartbeat rows written directly.
+The processes around it (workers killed for real, outages through a proxy) are in
+tests/integration/test_lost.py; here the check's decisions are driven from heartbeat
+rows written directly, and from heartbeats written by a worker whose clock is wrong.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 import tasktrail
-from tasktrail import store
-from tasktrail.celery import attempts, reaper, recorder
-from tasktrail.models import Worker
+from tasktrail import conf, store
+from tasktrail.celery import attempts, reaper, recorder, upkeep
+from tasktrail.models import Lease, Worker
 from tasktrail.store import workers
+from tests.conftest import heartbeat_row
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
 
@@ -26,8 +29,9 @@ SECOND = timedelta(seconds=1)
 
 
 def beat(hostname: str, silent_in: float, started: datetime = NOW - 60 * SECOND) -> None:
-    """A heartbeat written ``silent_in`` seconds before the worker counts as silent."""
-    workers.beat(hostname, 100, started, NOW, NOW + silent_in * SECOND, 1, 0)
+    """A heartbeat row ``silent_in`` seconds (from now: it is judged by the database's
+    clock, not the module's NOW) before the worker counts as silent."""
+    heartbeat_row(hostname, 100, started, NOW, timezone.now() + silent_in * SECOND, 1, 0)
 
 
 def running(
@@ -39,12 +43,20 @@ def running(
 
 
 def test_a_lease_has_one_holder_until_it_expires_or_is_released() -> None:
-    assert workers.claim("chore", "a", NOW, NOW + 10 * SECOND)
-    assert not workers.claim("chore", "b", NOW, NOW + 10 * SECOND)
-    assert workers.claim("chore", "a", NOW, NOW + 10 * SECOND), "the holder renews"
-    assert workers.claim("chore", "b", NOW + 11 * SECOND, NOW + 20 * SECOND), "expired"
+    assert workers.claim("chore", "a", 10)
+    assert not workers.claim("chore", "b", 10)
+    assert workers.claim("chore", "a", -1), "the holder renews (here: until a moment ago)"
+    assert workers.claim("chore", "b", 10), "expired"
     workers.release("chore", "b")
-    assert workers.claim("chore", "c", NOW, NOW + 10 * SECOND)
+    assert workers.claim("chore", "c", 10)
+
+
+def test_a_lease_expires_by_the_databases_clock() -> None:
+    """Not by the claimant's: its clock plays no part (none is passed)."""
+    before = timezone.now()
+    assert workers.claim("chore", "a", 10)
+    expires = Lease.objects.get(name="chore").expires_at
+    assert before + 9 * SECOND < expires < timezone.now() + 11 * SECOND
 
 
 def test_orphans_are_running_tasks_of_silent_stopped_or_restarted_workers() -> None:
@@ -52,7 +64,7 @@ def test_orphans_are_running_tasks_of_silent_stopped_or_restarted_workers() -> N
     beat("alive@h", 30)
     beat("reborn@h", 30, started=NOW - 5 * SECOND)
     beat("stopped@h", 30)
-    workers.stop("stopped@h", 100, NOW - SECOND)
+    workers.stop("stopped@h", 100)
     running("t-silent", "silent@h")
     running("t-alive", "alive@h")
     running("t-reborn-old", "reborn@h")
@@ -61,7 +73,7 @@ def test_orphans_are_running_tasks_of_silent_stopped_or_restarted_workers() -> N
     running("t-unknown-worker", "nobody@h")
     store.record(store.event("t-done", "SUCCESS", 1, NOW, worker="silent@h"))
     store.flush()
-    found = {o.task_id: o for o in workers.orphans(NOW)}
+    found = {o.task_id: o for o in workers.orphans()}
     assert set(found) == {"t-silent", "t-reborn-old", "t-stopped"}
     assert found["t-reborn-old"].restarted and not found["t-silent"].restarted
     assert "restarted at" in reaper.reason(found["t-reborn-old"])
@@ -143,6 +155,76 @@ def test_a_redelivered_message_that_never_started_keeps_its_attempt() -> None:
 
 def test_heartbeats_upsert_one_row_per_worker() -> None:
     beat("w@h", 30)
-    workers.beat("w@h", 200, NOW, NOW + SECOND, NOW + 31 * SECOND, 2, 3)
+    workers.beat("w@h", 200, NOW, 31 * SECOND, 2, 3)
     row = Worker.objects.get()
     assert (row.pid, row.active, row.reserved, row.stopped_at) == (200, 2, 3, None)
+
+
+def test_a_heartbeat_is_stamped_by_the_databases_clock() -> None:
+    before = timezone.now()
+    stamped = workers.beat("w@h", 200, NOW, 31 * SECOND, 0, 0)
+    after = timezone.now()
+    row = Worker.objects.get()
+    # The database runs on this machine in tests, so its clock is ours (SQLite: to 1 ms).
+    assert before - SECOND / 1000 <= stamped == row.last_seen <= after
+    assert row.silent_after - row.last_seen == 31 * SECOND
+
+
+def test_liveness_is_judged_by_the_databases_clock_not_the_workers() -> None:
+    """A worker whose clock is behind is not silent; one ahead is not alive for longer."""
+    for hostname, offset in (("behind@h", -30 * SECOND), ("ahead@h", 60 * SECOND)):
+        beat_with_clock_off(hostname, offset)
+        # Started after the worker, by the worker's (same wrong) clock.
+        running(f"t-{hostname}", hostname, started_at=timezone.now() + offset + SECOND)
+    for row in Worker.objects.all():
+        assert abs(row.last_seen - timezone.now()) < 5 * SECOND, row.hostname
+        assert row.silent_after - row.last_seen == upkeep.silent_in(conf.get())
+    assert reaper.reap(app) == 0
+    assert tasktrail.get("t-behind@h").state == "STARTED"
+
+
+def test_a_clock_off_by_more_than_the_threshold_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "tasktrail.celery")
+    beat_with_clock_off("behind@h", -30 * SECOND)
+    beat_with_clock_off("ahead@h", 60 * SECOND)
+    beat_with_clock_off("fine@h", upkeep.CLOCK_SKEW_WARNING / 4)
+    warnings = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    prefix = "tasktrail: this worker's clock is"
+    assert warnings[0].startswith(f"{prefix} 30.0 s behind the database's (more than 2 s)")
+    assert warnings[1].startswith(f"{prefix} 60.0 s ahead of the database's (more than 2 s)")
+
+
+def beat_with_clock_off(hostname: str, offset: timedelta) -> None:
+    """A heartbeat from a worker whose clock is ``offset`` off (positive: ahead)."""
+    true_now = timezone.now
+    mp = pytest.MonkeyPatch()
+    mp.setattr(timezone, "now", lambda: true_now() + offset)
+    try:
+        upkeep.Upkeep(app, hostname)._beat()
+    finally:
+        mp.undo()
+
+
+def test_the_check_never_judges_its_own_main_process_silent() -> None:
+    """Whatever its heartbeat row says after an outage, the checker is running."""
+    beat("checker@h", -1)
+    running("mine", "checker@h")
+    running("old-run", "checker@h", started_at=NOW - 90 * SECOND)
+    me = workers.MainProcess("checker@h", 100)
+    assert reaper.reap(app, me) == 1, "its previous run's task (started before it) is an orphan"
+    assert tasktrail.get("old-run").state == "LOST"
+    assert tasktrail.get("mine").state == "STARTED"
+    other = workers.MainProcess("checker@h", 101)
+    assert [o.task_id for o in workers.orphans(other)] == ["mine"], "another pid: silent"
+
+
+def test_a_check_whose_read_stalled_settles_nothing() -> None:
+    beat("gone@h", -1)
+    running("lost", "gone@h")
+    with pytest.raises(reaper.Stalled):
+        reaper.reap(app, read_by=0.0)
+    assert tasktrail.get("lost").state == "STARTED"
+    assert reaper.reap(app, read_by=float("inf")) == 1

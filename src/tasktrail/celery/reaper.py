@@ -9,11 +9,15 @@ of three ways, decided from the task as this worker has it registered:
   when one pool process dies, if its stored arguments are complete and retries remain.
 - otherwise ``LOST``, with the reason. A real outcome reported later (the worker was only
   slow) replaces ``LOST``.
+
+The check acts only on what it read promptly: a read of the heartbeats held up by an
+outage describes a fleet that had no way to heartbeat meanwhile (see :class:`Stalled`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,10 +27,18 @@ from django.utils import timezone
 
 from .. import owner, payload, states, store
 from ..store import workers
-from ..store.workers import Orphan
+from ..store.workers import MainProcess, Orphan
 from . import recorder
 
 logger = logging.getLogger("tasktrail.celery")
+
+
+class Stalled(Exception):
+    """The check's read of the heartbeats came back too late to act on.
+
+    If the database stalled for this process, it may have stalled for every worker, and
+    their heartbeats are as old as the stall; each will write one within an interval.
+    """
 
 
 def _at(moment: datetime) -> str:
@@ -110,10 +122,17 @@ def _settle(app: Any, orphan: Orphan, now: datetime) -> None:
     )
 
 
-def reap(app: Any) -> int:
-    """Settle the tasks of workers that are gone; return how many."""
+def reap(app: Any, checker: MainProcess | None = None, read_by: float | None = None) -> int:
+    """Settle the tasks of workers that are gone; return how many.
+
+    ``checker``: the main process running the check, never judged silent itself.
+    ``read_by``: a ``time.monotonic()`` deadline for reading the orphans; a read that
+    returns later raises :class:`Stalled` and settles nothing.
+    """
+    found = workers.orphans(checker)
+    if read_by is not None and time.monotonic() > read_by:
+        raise Stalled(f"reading {len(found)} orphan(s) took past the deadline")
     now = timezone.now()
-    found = workers.orphans(now)
     for orphan in found:
         try:
             _settle(app, orphan, now)
