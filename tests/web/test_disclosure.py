@@ -25,8 +25,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.utils import timezone
 
 from tasktrail import access, options, store
-from tasktrail.store import workers
-from tests.conftest import make_user
+from tests.conftest import heartbeat_row, make_user
 from tests.docs.pages import DOCS
 from tests.sse import events
 
@@ -176,7 +175,7 @@ def world() -> dict[str, Any]:
     }
     ids = {key: _task(key, owner, FLAG_OF[key]) for key in ALL}
     now = timezone.now()
-    workers.beat(BEAT_HOST, 4321, now, now, now + timedelta(hours=1), 1, 0)
+    heartbeat_row(BEAT_HOST, 4321, now, now, now + timedelta(hours=1), 1, 0)
     table = documented()
     viewers = [Viewer(kind, user, table[ROWS[kind]]) for kind, user in users.items()]
     return {"ids": ids, "viewers": viewers}
