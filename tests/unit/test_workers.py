@@ -15,7 +15,7 @@ from django.utils import timezone
 
 import tasktrail
 from tasktrail import conf, store
-from tasktrail.celery import attempts, reaper, recorder, upkeep
+from tasktrail.celery import attempts, progress, reaper, recorder, upkeep
 from tasktrail.models import Lease, Worker
 from tasktrail.store import workers
 from tests.conftest import heartbeat_row
@@ -134,6 +134,9 @@ def start_redelivered(task_id: str, retries: int = 0) -> dict[str, object] | Non
         headers = tasks.sleepy.request.headers
     finally:
         tasks.sleepy.pop_request()
+        # The run began for progress reports too (as task_prerun does); end it, as
+        # task_postrun would, so no later test finds it still running.
+        progress.end(task_id)
     store.flush()
     return headers
 

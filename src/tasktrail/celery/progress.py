@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 from celery import current_task, signals
@@ -186,22 +187,24 @@ class Coalescer:
                     self._thread = start_daemon(self._run, "tasktrail-progress")
         self._wake.set()
 
-    def drain(self, task_id: str) -> None:
-        """Write ``task_id``'s pending progress now, before what is recorded next."""
+    def drain(self, task_id: str, before: datetime | None = None) -> None:
+        """Write ``task_id``'s pending progress now, before what is recorded next (an
+        outcome at ``before``: the progress is stamped no later, so the history, read
+        by time, lists it first)."""
         slot = self._slots.get(task_id)
         if slot is not None:
-            self._drain(slot)
+            self._drain(slot, before)
 
-    def _drain(self, slot: Slot) -> None:
+    def _drain(self, slot: Slot, before: datetime | None = None) -> None:
         with self._push_lock:
-            self._push(slot)
+            self._push(slot, before)
 
-    def _push(self, slot: Slot) -> None:
+    def _push(self, slot: Slot, before: datetime | None = None) -> None:
         """Write ``slot``'s latest report unless it is written already; hold ``_push_lock``."""
         report = slot.unwritten()
         if report is not None:
             slot.written = report
-            _write(slot.task_id, slot.attempt, report)
+            _write(slot.task_id, slot.attempt, report, before)
 
     def _run(self) -> None:
         while True:
@@ -225,14 +228,15 @@ class Coalescer:
             time.sleep(conf.get().PROGRESS_INTERVAL.total_seconds())
 
 
-def _write(task_id: str, attempt: int, report: Report) -> None:
+def _write(task_id: str, attempt: int, report: Report, before: datetime | None = None) -> None:
     current, total, message, meta = report
+    now = timezone.now()
     store.record(
         store.event(
             task_id,
             states.PROGRESS,
             attempt,
-            timezone.now(),
+            now if before is None else min(now, before),
             progress_current=current,
             progress_total=total,
             # Capped here, once per write, not on every call (tasktrail.payload).
@@ -244,6 +248,7 @@ def _write(task_id: str, attempt: int, report: Report) -> None:
 
 _coalescer = Coalescer()
 begin = _coalescer.begin
+end = _coalescer.end
 drain = _coalescer.drain
 resolve = _coalescer.resolve
 report = _coalescer.report

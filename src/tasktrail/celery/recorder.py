@@ -283,7 +283,7 @@ def _record_outcome(
         if expires_after is not None:
             fields["expires_at"] = now + expires_after
     # Progress still coalescing goes first, so the outcome is the last word.
-    progress.drain(task_id)
+    progress.drain(task_id, before=now)
     store.record(store.event(task_id, state, attempt, now, **fields), detail)
 
 
