@@ -202,3 +202,9 @@ def raises_long_type() -> None:
 @shared_task(bind=True)
 def bad_state(self: Any) -> None:
     self.update_state(state="A" * 50 + "\n")
+
+
+@shared_task(ignore_result=True)
+def add_ignoring_result(x: int, y: int) -> int:
+    """Declared ``ignore_result``: Celery's view of it stays PENDING (tests/integration)."""
+    return x + y
