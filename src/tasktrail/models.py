@@ -34,6 +34,9 @@ class Task(models.Model):
     rank = models.SmallIntegerField()
     attempt = models.PositiveIntegerField(default=1)
     max_retries = models.IntegerField(null=True)
+    # Whether Celery ignores the task's result (``ignore_result``); NULL until a
+    # sender or worker says. tasktrail still records it; Celery's view reads PENDING.
+    ignore_result = models.BooleanField(null=True)
     args = _json()
     kwargs = _json()
     # Celery's view of the outcome: the return value, the encoded exception,

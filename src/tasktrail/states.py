@@ -138,3 +138,24 @@ def attempts_left(attempt: int, max_retries: int | None) -> int | None:
     if max_retries is None:
         return None
     return max(0, max_retries + 1 - attempt)
+
+
+def celery_state(state: str, ignore_result: bool = False) -> str:
+    """The state Celery's API (``AsyncResult``, ``get_task_meta``) reports for ``state``.
+
+    Celery's waiting code (``get()``, ``join()``, chords) and its users' ``if
+    result.status == "PENDING"`` know only Celery's states, so tasktrail's own read as
+    Celery's: ``RECEIVED`` (held by a worker, e.g. for its countdown) is ``PENDING``;
+    ``LOST`` is what a lost pool process is to Celery, a ``FAILURE`` (its result is the
+    ``WorkerLostError``, so ``ready()`` and ``failed()`` are true and ``get()`` raises).
+    A task whose result Celery ignores is ``PENDING`` to Celery, as Celery's own backends
+    store nothing for it, except a custom state the task set itself (``update_state``
+    stores it through the backend whatever ``ignore_result`` says).
+    """
+    if ignore_result:
+        return state if rank(state) == RANK_CUSTOM else PENDING
+    if state == RECEIVED:
+        return PENDING
+    if state == LOST:
+        return FAILURE
+    return state

@@ -245,3 +245,9 @@ def progress_alongside(group: str, parties: int, index: int, calls: int, via: st
     else:
         run()
     return "reported"
+
+
+@shared_task(ignore_result=True)
+def add_ignoring_result(x: int, y: int) -> int:
+    """Declared ``ignore_result``: Celery's view of it stays PENDING (tests/integration)."""
+    return x + y

@@ -26,8 +26,6 @@ class TaskTrailBackend(BaseBackend):
     app: Celery
     serializer: str
 
-    READY_STATES = celery_states.READY_STATES | {states.LOST}
-    EXCEPTION_STATES = celery_states.EXCEPTION_STATES | {states.LOST}
     supports_failure_expires = True
     # Workers delete expired records themselves (see tasktrail.celery.upkeep), so
     # celery beat need not schedule its backend_cleanup task.
@@ -74,11 +72,7 @@ class TaskTrailBackend(BaseBackend):
         if meta is None:
             # Celery's answer for an unknown id; tasktrail.get() raises TaskNotFound.
             return {"status": celery_states.PENDING, "result": None}
-        if meta["status"] == states.LOST:
-            # Celery's waiting code (get(), join(), chords) knows only its own states,
-            # so a LOST task is what a lost pool process is to Celery: a FAILURE, whose
-            # result is the WorkerLostError. tasktrail.get() says LOST.
-            meta["status"] = celery_states.FAILURE
+        # In Celery's states already: see tasktrail.states.celery_state.
         return self.meta_from_decoded(meta)
 
     def _forget(self, task_id: str) -> None:

@@ -53,6 +53,14 @@ def _forget_expiry(**_: Any) -> None:
     _expiry.cache_clear()
 
 
+def ignores_result(task: Any, request: Any) -> bool:
+    """Whether Celery ignores this run's result: the request's ``ignore_result`` when the
+    sender set one, else the task's. (``send_task`` sets none, so reading the request
+    alone misses a task declared ``ignore_result=True``.)"""
+    own = getattr(request, "__dict__", {}).get("ignore_result")
+    return bool(own if own is not None else getattr(task, "ignore_result", False))
+
+
 def _queue(request: Any) -> str:
     info = getattr(request, "delivery_info", None) or {}
     return str(info.get("routing_key") or "")
@@ -109,6 +117,7 @@ def published(
         (body[0], body[1]) if isinstance(body, list | tuple) and len(body) >= 2 else ((), {})
     )
     now = _sending_at.pop(task_id, None) or timezone.now()
+    ignored = headers.get("ignore_result")
     store.record(
         store.event(
             task_id,
@@ -124,6 +133,8 @@ def published(
             group_id=headers.get("group") or "",
             owner_id=headers.get(owner.HEADER),
             max_retries=max_retries if isinstance(max_retries, int) else None,
+            # None (send_task without it): the worker, which knows the task, says.
+            ignore_result=ignored if isinstance(ignored, bool) else None,
             sent_at=now,
             show_result=show_result,
         )
@@ -144,6 +155,7 @@ def started(task: Any, task_id: str) -> None:
             now,
             **request_meta(request, arguments=True),
             max_retries=task.max_retries if isinstance(task.max_retries, int) else None,
+            ignore_result=ignores_result(task, request),
             worker_pid=os.getpid(),
             started_at=now,
             # The worker always has the task registered: a task sent by name from a

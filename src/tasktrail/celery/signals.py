@@ -24,7 +24,9 @@ from . import received, recorder, retry, upkeep
 def _recorded_by_backend(task: Any) -> bool:
     from .backend import TaskTrailBackend
 
-    return isinstance(task.backend, TaskTrailBackend) and not task.request.ignore_result
+    return isinstance(task.backend, TaskTrailBackend) and not recorder.ignores_result(
+        task, task.request
+    )
 
 
 def _stamp_owner(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -87,7 +89,9 @@ def _outcome(task: Any, task_id: str, state: str, value: Any, request: Any, tb: 
         task_id,
         state,
         value,
-        backend.encode_result(value, state) if not task.request.ignore_result else None,
+        backend.encode_result(value, state)
+        if not recorder.ignores_result(task, task.request)
+        else None,
         tb,
         request,
         recorder.expires_after(state, task.app, task.name),
@@ -96,7 +100,7 @@ def _outcome(task: Any, task_id: str, state: str, value: Any, request: Any, tb: 
 
 def _success(sender: Any = None, result: Any = None, **_: Any) -> None:
     if sender is not None and not _recorded_by_backend(sender):
-        stored = None if sender.request.ignore_result else result
+        stored = None if recorder.ignores_result(sender, sender.request) else result
         _outcome(sender, sender.request.id, celery_states.SUCCESS, stored, sender.request)
 
 

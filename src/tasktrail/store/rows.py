@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import states
 from ..records import Progress, TaskError, TaskRecord
 
 
@@ -67,14 +68,18 @@ def _first_id(value: Any) -> str | None:
 
 
 def celery_meta(row: Any) -> dict[str, Any]:
-    """The task as Celery's result backend protocol describes it."""
+    """The task as Celery's result backend protocol describes it: in Celery's states
+    (:func:`tasktrail.states.celery_state`), with no result where Celery would have none."""
+    status = states.celery_state(row.state, bool(row.ignore_result))
+    # What Celery reads as PENDING it has not stored: no result, no traceback, no date.
+    stored = status != states.PENDING
     return {
         "task_id": row.task_id,
-        "status": row.state,
-        "result": row.result,
-        "traceback": row.traceback or None,
+        "status": status,
+        "result": row.result if stored else None,
+        "traceback": (row.traceback or None) if stored else None,
         "children": row.children or [],
-        "date_done": row.finished_at,
+        "date_done": row.finished_at if stored else None,
         "name": row.name or None,
         "args": row.args,
         "kwargs": row.kwargs,

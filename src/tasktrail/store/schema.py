@@ -22,6 +22,7 @@ META: Final = (
     "args",
     "kwargs",
     "max_retries",
+    "ignore_result",
     "owner_id",
     "parent_id",
     "root_id",
