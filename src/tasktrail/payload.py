@@ -109,6 +109,15 @@ def result_json(task_id: str, value: Any) -> str:
     return text
 
 
+def exception(encoded: Any) -> Any:
+    """An exception as Celery encodes it (``{"exc_type", "exc_message": [args], ...}``)
+    with its text arguments capped like messages, so a huge message fails nothing."""
+    if not isinstance(encoded, dict) or not isinstance(encoded.get("exc_message"), list | tuple):
+        return encoded
+    args = [message(a) if isinstance(a, str) else a for a in encoded["exc_message"]]
+    return {**encoded, "exc_message": args}
+
+
 def meta_json(text: str | None) -> str | None:
     """Progress meta (already JSON) capped at ``MAX_META_BYTES``."""
     limit = conf.get().MAX_META_BYTES

@@ -55,6 +55,11 @@ def _own_spool(django_db_setup: None) -> Iterator[None]:
     shutil.rmtree(spool.directory(), ignore_errors=True)
 
 
+#: The session's worker processes, once started (a test that cuts the whole fleet off
+#: pauses them: tests/integration/test_lost.py).
+SESSION_WORKERS: list[subprocess.Popen[bytes]] = []
+
+
 @pytest.fixture(scope="session")
 def worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
     from django.db import connection
@@ -78,6 +83,7 @@ def worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subproc
     )  # fmt: skip
     try:
         _wait_until_ready(app, proc)
+        SESSION_WORKERS.append(proc)
         yield proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -117,6 +123,9 @@ def wait_for(
     raise AssertionError(f"task {task_id} never matched; last record: {last}")
 
 
+#: ``application_name`` of the PostgreSQL sessions of every worker a test starts.
+WORKER_APPNAME = "tasktrail-test-worker"
+
 # Timings of the workers fault tests start: LOST within LOST_AFTER plus a few seconds.
 FAULT_LOST_AFTER = 3.0
 FAULT_ENV = {"TT_LOST_AFTER": str(FAULT_LOST_AFTER), "TT_HEARTBEAT_INTERVAL": "0.5"}
@@ -148,6 +157,8 @@ class WorkerProcess:
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "TT_DB_NAME": str(connection.settings_dict["NAME"]),
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+            # Names the worker's PostgreSQL sessions, so a fault test ends only its own.
+            "PGAPPNAME": WORKER_APPNAME,
             **env,
         }
         self.proc = subprocess.Popen(

@@ -8,6 +8,9 @@ frozen) for a while are not dead, and none of their tasks is settled.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,14 @@ from tests.faults import FaultProxy
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
 
-from .conftest import FAULT_ENV, FAULT_LOST_AFTER, WorkerProcess, unique_queue, wait_for
+from .conftest import (
+    FAULT_ENV,
+    FAULT_LOST_AFTER,
+    SESSION_WORKERS,
+    WorkerProcess,
+    unique_queue,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -213,6 +223,25 @@ def second_pg_proxy(pg_proxy: FaultProxy) -> Iterator[FaultProxy]:
     proxy.close()
 
 
+@pytest.fixture
+def whole_fleet_cut_off() -> Iterator[None]:
+    """Pause the session's worker (when an earlier test started it) for the test.
+
+    These outages cut the whole fleet off, so no healthy checker is left; one that is
+    would rightly settle the cut-off workers' tasks once LOST_AFTER passed
+    (docs/explanation/liveness.md)."""
+    paused = []
+    for proc in SESSION_WORKERS:
+        if proc.poll() is None:
+            # The worker runs in a session of its own: its main pid leads the group.
+            os.killpg(proc.pid, signal.SIGSTOP)
+            paused.append(proc.pid)
+    yield
+    for pid in paused:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)
+
+
 def running_counted(
     start_worker: StartWorker, proxies: list[FaultProxy], seconds: float, tmp_path: Path
 ) -> list[tuple[WorkerProcess, str, Path]]:
@@ -236,6 +265,7 @@ def none_settled(started: list[tuple[WorkerProcess, str, Path]]) -> None:
 
 
 @pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER])
+@pytest.mark.usefixtures("whole_fleet_cut_off")
 def test_workers_behind_a_freeze_longer_than_lost_after_settle_none_of_their_tasks(
     pg_proxy: FaultProxy, start_worker: StartWorker, tmp_path: Path, seconds: float
 ) -> None:
@@ -248,6 +278,7 @@ def test_workers_behind_a_freeze_longer_than_lost_after_settle_none_of_their_tas
 
 
 @pytest.mark.parametrize("seconds", [1.5 * FAULT_LOST_AFTER, 3 * FAULT_LOST_AFTER])
+@pytest.mark.usefixtures("whole_fleet_cut_off")
 def test_after_an_outage_the_check_waits_for_the_workers_that_shared_it(
     pg_proxy: FaultProxy,
     second_pg_proxy: FaultProxy,

@@ -31,7 +31,7 @@ from tasktrail.models import Task
 from tests.conftest import IN_CI, reachable
 from tests.testapp import tasks
 
-from .conftest import ROOT, WorkerProcess, unique_queue, wait_for
+from .conftest import ROOT, WORKER_APPNAME, WorkerProcess, unique_queue, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -50,11 +50,13 @@ def finished(task_ids: list[str], timeout: float) -> dict[str, str]:
 
 
 def kill_connections() -> int:
-    """End every other connection to the test database, as a failover would."""
+    """End the workers' connections to the test database, as a failover would (not this
+    process's: its other threads' connections would break the tests that follow)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND application_name = %s",
+            [WORKER_APPNAME],
         )
         (killed,) = cursor.fetchone()
     return int(killed)

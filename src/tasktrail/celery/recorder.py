@@ -197,6 +197,8 @@ def outcome(
     """
     states.validate(state)
     fields: dict[str, Any] = request_meta(request)
+    if state in states.EXCEPTION_STATES:
+        encoded = payload.exception(encoded)
     fields["result"] = payload.result_json(task_id, encoded)
     if children:
         fields["children"] = jsoncodec.dumps(children)
