@@ -118,3 +118,10 @@ def heartbeat_row(
             "reserved": reserved,
         },
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-worker tests last: the session's worker, once started, checks for lost
+    tasks in the test database, and would settle the fake silent workers' tasks that
+    store tests write."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
