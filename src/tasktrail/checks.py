@@ -5,6 +5,7 @@ otherwise ignored without a word)."""
 from __future__ import annotations
 
 import difflib
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +31,32 @@ def check_settings(**_: Any) -> list[checks.CheckMessage]:
                 id="tasktrail.E002",
             )
         ]
-    return _check_sqlite(settings.DATABASE)
+    return _check_sqlite(settings.DATABASE) + _check_spool()
+
+
+def _check_spool() -> list[checks.CheckMessage]:
+    """The spool is where a process that must exit during a database outage puts the
+    rows it could not write; a directory it cannot write to turns that outage into lost
+    states, silently, at the worst moment. Creating the directory and a file in it is
+    what the spool itself does on first use, so the check has no side effect a worker
+    would not have anyway."""
+    from .store import spool
+
+    where = spool.directory()
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".check-"):
+            pass
+    except OSError as exc:
+        return [
+            checks.Warning(
+                f"tasktrail cannot write to its spool directory {str(where)!r}: {exc.strerror}. "
+                "A worker that exits during a database outage would lose the states it holds.",
+                hint="Set TASKTRAIL['SPOOL_DIR'] to a directory the worker's user can write.",
+                id="tasktrail.W003",
+            )
+        ]
+    return []
 
 
 def _check_sqlite(alias: str) -> list[checks.CheckMessage]:

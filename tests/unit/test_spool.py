@@ -16,7 +16,7 @@ from django.db import DataError, OperationalError
 from django.utils import timezone as django_timezone
 
 import tasktrail
-from tasktrail import store
+from tasktrail import checks, store
 from tasktrail.store import spool
 from tasktrail.store.buffer import WriteBuffer
 
@@ -195,3 +195,20 @@ def test_close_waits_for_a_spool_of_a_full_buffer_under_way() -> None:
     release.set()
     closer.join(10)
     assert not closer.is_alive() and spilled == ["s1"]
+
+
+def test_the_system_check_warns_when_the_spool_cannot_be_written(
+    settings: Any, tmp_path: Path
+) -> None:
+    # A path under a regular file cannot be created, even by root (who passes every
+    # permission check, so a read-only mode would not show it).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings.TASKTRAIL = {**settings.TASKTRAIL, "SPOOL_DIR": str(blocker / "spool")}
+    warned = [m for m in checks.check_settings() if m.id == "tasktrail.W003"]
+    assert len(warned) == 1 and str(blocker / "spool") in warned[0].msg
+
+
+def test_the_system_check_is_quiet_for_a_writable_spool(spool_dir: Path) -> None:
+    assert [m.id for m in checks.check_settings() if m.id == "tasktrail.W003"] == []
+    assert list(spool_dir.iterdir()) == []  # the probe file is gone
