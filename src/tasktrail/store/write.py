@@ -55,6 +55,12 @@ def write(rows: list[Row], entries: list[HistoryEntry]) -> None:
 def _write_once(
     connection: BaseDatabaseWrapper, rows: list[Row], entries: list[HistoryEntry]
 ) -> None:
+    # First pass, from this flush's own rows: an outcome decided away from the task
+    # (attempt 0, e.g. a revoke) takes the attempt of a row flushed with it, so that the
+    # in-flush rule "each (state, attempt) once" compares resolved attempts. What is
+    # still 0 afterwards is resolved against the stored row: in SQL on PostgreSQL (the
+    # one statement), and on the generic path by a second pass over RETURNING. Both
+    # passes are needed; neither repeats the other's work.
     attempts = {row["task_id"]: row["attempt"] for row in rows}
     entries = _history.resolve_attempts(entries, attempts)
     if connection.vendor == "postgresql":
