@@ -13,7 +13,8 @@ against the site and must print what the page shows.
 What the test changes in what the pages say: the broker's URL (a Redis database of the
 test's own), the server's port (a free one), and how tasktrail is had (the wheel it
 built stands for ``django-tasktrail`` in ``pip install``; commands that fetch or build
-tasktrail's source are skipped). ``createsuperuser`` is skipped: it asks for a password.
+tasktrail's source are skipped). ``createsuperuser`` runs with ``--noinput`` and the
+name and password in Django's ``DJANGO_SUPERUSER_*`` variables, since it would ask.
 Any other command the test does not know fails it, so the pages cannot grow a step the
 newcomer must take that the test leaves out.
 """
@@ -47,6 +48,8 @@ ARTIFACTS = ROOT / "artifacts" / "newcomer"
 DOCS_BROKER = "redis://127.0.0.1:6379/0"
 BROKER = "redis://127.0.0.1:6379/14"
 DOCS_PORT = "8000"
+#: The staff user ``createsuperuser`` makes (it would ask for these).
+STAFF = ("staff", "newcomer-staff-9q4")
 #: Commands the pages start and leave running, by their first word.
 SERVERS = {"celery", "uvicorn"}
 #: What each page's transcript runs against the site, later, once it is up.
@@ -102,7 +105,13 @@ class Project:
         elif argv[0] == "django-admin":
             argv[0] = str(self.venv / "bin" / "django-admin")
         elif argv[:3] == ["python", "manage.py", "createsuperuser"]:
-            return  # asks for a password; the dashboard's own tests log staff in
+            # It asks for a name and a password: given as Django reads them with --noinput.
+            argv = [str(self.venv / "bin" / "python"), *argv[1:], "--noinput"]
+            self.env.update(
+                DJANGO_SUPERUSER_USERNAME=STAFF[0],
+                DJANGO_SUPERUSER_PASSWORD=STAFF[1],
+                DJANGO_SUPERUSER_EMAIL="staff@example.com",
+            )
         else:
             raise AssertionError(f"{where}: the newcomer test does not know {command!r}")
         self.log.write(f"$ {command}\n")
@@ -294,7 +303,20 @@ def test_the_tutorial_builds_a_site_whose_widget_goes_live(
     assert any(0 < percent < 100 for percent in moving), updates
     assert "10" in widget.locator(".tasktrail-outcome").inner_text()  # 10 rows imported
 
+    _check_dashboard(page, servers, request)
     _check_transcripts(project, servers)
+
+
+def _check_dashboard(page: Any, servers: Servers, request: pytest.FixtureRequest) -> None:
+    """The staff user logs in where the tutorial says and finds the import on the dashboard."""
+    page.goto(servers.url("/admin/login/?next=/tasktrail/"))
+    page.fill("input[name=username]", STAFF[0])
+    page.fill("input[name=password]", STAFF[1])
+    page.locator("input[type=submit], button[type=submit]").first.click()
+    page.wait_for_url(servers.url("/tasktrail/"))
+    page.goto(servers.url("/tasktrail/tasks/"))
+    assert "myapp.tasks.import_rows" in page.content()
+    screenshot(page, request, "dashboard")
 
 
 def _check_transcripts(project: Project, servers: Servers) -> None:
