@@ -46,7 +46,9 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.browser]
 ARTIFACTS = ROOT / "artifacts" / "newcomer"
 #: The broker the tutorial's settings name, and the one the test uses instead.
 DOCS_BROKER = "redis://127.0.0.1:6379/0"
-BROKER = "redis://127.0.0.1:6379/14"
+_RUN_BROKER = os.environ.get("TT_BROKER", "")
+#: The run's own Redis database where it has one (``TT_BROKER``), else one of its own.
+BROKER = _RUN_BROKER if _RUN_BROKER.startswith("redis://") else "redis://127.0.0.1:6379/14"
 DOCS_PORT = "8000"
 #: The staff user ``createsuperuser`` makes (it would ask for these).
 STAFF = ("staff", "newcomer-staff-9q4")
@@ -169,9 +171,10 @@ def _build_wheel(out: Path) -> Path:
 
 
 def _purge_broker() -> None:
+    """Empty the project's queue (Celery's default, ``celery``), left by an earlier run."""
     import redis
 
-    redis.Redis.from_url(BROKER).flushdb()
+    redis.Redis.from_url(BROKER).delete("celery")
 
 
 @pytest.fixture
@@ -317,6 +320,10 @@ def _check_dashboard(page: Any, servers: Servers, request: pytest.FixtureRequest
     page.goto(servers.url("/tasktrail/tasks/"))
     assert "myapp.tasks.import_rows" in page.content()
     screenshot(page, request, "dashboard")
+    # The admin's login page was styled: its CSS came from the ASGI application.
+    static = [answer for answer in page.answers if "/static/" in answer]
+    assert static, page.answers
+    assert all(answer.startswith("200 ") for answer in static), static
 
 
 def _check_transcripts(project: Project, servers: Servers) -> None:

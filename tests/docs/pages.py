@@ -7,7 +7,9 @@ A directive is an HTML comment on the line before a fence (invisible on the site
     ``BASE_DIR``, then ``TASKTRAIL`` goes through tasktrail's own settings parser and
     every ``CELERY_*`` name must be a Celery setting.
 ``<!-- docs-test: module myapp.tasks -->``
-    The block is the module ``myapp.tasks``: later blocks of the page import it.
+    The block is the module ``myapp.tasks``, a file of the reader's project (on a
+    tutorial page, the project holds the earlier pages' modules too): later blocks of
+    the page import it, and so does the worker started for a page that sends tasks.
 ``<!-- docs-test: file example/exampleproject/celery.py myproject=exampleproject -->``
     Every code line of the block (with the renames applied) is a line of that file.
 ``<!-- docs-test: skip <reason> -->``
