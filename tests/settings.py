@@ -96,6 +96,9 @@ if "TT_NOTIFY" in os.environ:
     TASKTRAIL["NOTIFY"] = os.environ["TT_NOTIFY"]
 if "TT_LOST_AFTER" in os.environ:
     TASKTRAIL["LOST_AFTER"] = float(os.environ["TT_LOST_AFTER"])
+if "TT_RECEIVED_AFTER" in os.environ:
+    # The documentation's worker: its transcripts show the common path, PENDING to STARTED.
+    TASKTRAIL["RECEIVED_AFTER"] = float(os.environ["TT_RECEIVED_AFTER"])
 if "TT_CLEANUP_INTERVAL" in os.environ:
     TASKTRAIL["CLEANUP_INTERVAL"] = float(os.environ["TT_CLEANUP_INTERVAL"])
 if "TT_VISIBILITY_TIMEOUT" in os.environ:

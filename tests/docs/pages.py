@@ -7,7 +7,9 @@ A directive is an HTML comment on the line before a fence (invisible on the site
     ``BASE_DIR``, then ``TASKTRAIL`` goes through tasktrail's own settings parser and
     every ``CELERY_*`` name must be a Celery setting.
 ``<!-- docs-test: module myapp.tasks -->``
-    The block is the module ``myapp.tasks``: later blocks of the page import it.
+    The block is the module ``myapp.tasks``, a file of the reader's project (on a
+    tutorial page, the project holds the earlier pages' modules too): later blocks of
+    the page import it, and so does the worker started for a page that sends tasks.
 ``<!-- docs-test: file example/exampleproject/celery.py myproject=exampleproject -->``
     Every code line of the block (with the renames applied) is a line of that file.
 ``<!-- docs-test: skip <reason> -->``
@@ -15,6 +17,11 @@ A directive is an HTML comment on the line before a fence (invisible on the site
 
 Without a directive a ``python`` block runs in the page's namespace (blocks run in
 order and share it) and a ``pycon`` block is a doctest in that namespace.
+
+A block that is a file of the reader's project names it on its first line, so a reader
+knows where to paste it and tests/acceptance/test_newcomer.py can build the project from
+the pages: ``# file: myapp/tasks.py`` (the whole file; ``{# file: ... #}`` in a template)
+or ``# file: myproject/settings.py (append)`` (added at its end).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,})(?P<lang>[\w+-]*)(?P<attrs>.*)$")
+_TARGET = re.compile(r"^(?:#|\{#)\s*file:\s*(?P<path>\S+)(?P<append>\s+\(append\))?\s*(?:#\})?$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>[\w-]+)\s*(?P<arg>.*?)\s*-->\s*$")
 
 
@@ -43,6 +51,18 @@ class Block:
     @property
     def where(self) -> str:
         return f"docs/{self.page}:{self.line}"
+
+    @property
+    def target(self) -> Target | None:
+        """The project file the block is, from its ``# file:`` first line."""
+        found = _TARGET.match(self.code.split("\n", 1)[0].strip())
+        return Target(found["path"], bool(found["append"])) if found else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    path: str  # relative to the project's root, where manage.py is
+    append: bool  # added at the end of the file rather than the whole file
 
 
 def pages() -> list[str]:
@@ -73,6 +93,15 @@ def blocks(page: str) -> Iterator[Block]:
             arg=directive["arg"] if directive else "",
         )
         i = j + 1
+
+
+def tutorial() -> list[str]:
+    """The tutorial's pages in the order its index lists them: each builds on the ones
+    before, in the same project."""
+    index = (DOCS / "tutorial" / "index.md").read_text()
+    return ["tutorial/index.md"] + [
+        f"tutorial/{name}" for name in dict.fromkeys(re.findall(r"\]\((\w+\.md)\)", index))
+    ]
 
 
 def all_blocks(*langs: str) -> list[Block]:

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 from tasktrail import access, conf, store
 from tasktrail.management.commands.tasktrail import Command
 
-from .pages import DOCS, all_blocks
+from .pages import DOCS, ROOT, all_blocks, pages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +55,33 @@ def test_settings_table_matches_conf() -> None:
         assert rows[name].startswith(documented_default(default)), (
             f"settings.md: {name} defaults to {documented_default(default)}, not {rows[name]}"
         )
+
+
+def _settings_rows(text: str) -> list[str]:
+    """Keys of ``TASKTRAIL`` in the first column of a table with a default column."""
+    keys = {f.name for f in dataclasses.fields(conf.Settings)}
+    found: list[str] = []
+    table: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        if line.lstrip().startswith("|"):
+            table.append([c.strip().strip("`") for c in line.strip().strip("|").split("|")])
+            continue
+        if table and any("default" in cell.lower() for cell in table[0]):
+            found += [row[0] for row in table[1:] if row[0] in keys]
+        table = []
+    return found
+
+
+def test_settings_have_one_reference() -> None:
+    """Only settings.md tables the settings; the README points to it (a second table
+    is a second copy that drifts: the README's once missed RECEIVED_AFTER, RETRY, ...)."""
+    readme = (ROOT / "README.md").read_text()
+    assert "(docs/reference/settings.md)" in readme, "README.md does not link the reference"
+    assert not _settings_rows(readme), "README.md tables settings: link settings.md instead"
+    for page in pages():
+        if page != "reference/settings.md":
+            rows = _settings_rows((DOCS / page).read_text())
+            assert not rows, f"docs/{page} tables settings {rows}: link settings.md instead"
 
 
 EAGER_TASKS = ("tests.testapp.tasks.boom", "tests.testapp.tasks.reports_progress")

@@ -1,16 +1,24 @@
 """Every code sample of the documentation runs (see ``pages.py`` for the directives).
 
-Tasks run eagerly, in this process (``task_always_eager`` with the result stored), so
-the samples read real records without a worker; the worker-side paths they rely on are
-covered by ``tests/integration``.
+A page whose samples send tasks (``.delay(``, ``.apply_async(``) runs them against a real
+Celery worker started for that page, with the page's own modules (``module`` blocks,
+written to files the worker imports) on the Redis broker and the test database: what a
+reader pasting the samples into ``manage.py shell`` sees, so a sample that reads a record
+before its task has run fails here as it would there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
+import os
+import re
+import signal
+import subprocess
 import sys
-import types
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +29,24 @@ from celery.app.defaults import DEFAULTS
 from django.template import engines
 
 from tasktrail import conf
+from tests.conftest import require
 
-from .pages import ROOT, Block, blocks, pages
+from .pages import ROOT, Block, blocks, pages, tutorial
 
 RUNNABLE = {"python", "pycon", "django"}
 KINDS = {"", "settings", "module", "file", "skip", "json"}
-EAGER = {"task_always_eager": True, "task_store_eager_result": True, "task_eager_propagates": False}
+#: Apps the tutorial has the reader create (``manage.py startapp myapp``).
+READERS_APPS = {"myapp"}
+#: A sample that sends a task to a worker.
+_SENDS = re.compile(r"\.(delay|apply_async)\(")
+ARTIFACTS = ROOT / "artifacts" / "docs"
+
+
+def needs_worker(page: str) -> bool:
+    return any(
+        b.lang in {"python", "pycon"} and b.kind == "" and _SENDS.search(b.code)
+        for b in blocks(page)
+    )
 
 
 def _pages_with_samples() -> list[str]:
@@ -39,19 +59,13 @@ def test_every_directive_is_known() -> None:
             assert block.kind in KINDS, f"{block.where}: unknown docs-test kind {block.kind!r}"
             if block.kind == "skip":
                 assert block.arg, f"{block.where}: say why the sample is skipped"
+            if block.kind == "module" and block.target:
+                module_file = block.arg.replace(".", "/") + ".py"
+                assert block.target.path == module_file, f"{block.where}: not {module_file}"
             if block.kind == "json":
                 assert block.lang == "json", f"{block.where}: docs-test json on a non-JSON block"
             elif block.kind and block.lang not in RUNNABLE:
                 pytest.fail(f"{block.where}: a docs-test directive on a {block.lang!r} block")
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    config = current_app.conf
-    saved = {key: config[key] for key in EAGER}
-    config.update(EAGER)
-    yield
-    config.update(saved)
 
 
 #: Modules the samples of the page being run created (``module`` directives).
@@ -59,33 +73,62 @@ _created: list[str] = []
 
 
 @pytest.fixture
-def isolated() -> Iterator[None]:
-    """Modules and tasks a page defines are forgotten after it."""
+def isolated(tmp_path: Path) -> Iterator[Path]:
+    """The directory the page's modules are written to, on ``sys.path`` for the page;
+    modules and tasks the page defines are forgotten after it."""
     tasks = set(current_app.tasks)
-    yield
+    root = tmp_path / "project"
+    root.mkdir()
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    yield root
+    sys.path.remove(str(root))
     while _created:
         sys.modules.pop(_created.pop(), None)
     for name in set(current_app.tasks) - tasks:
         current_app.tasks.pop(name)
 
 
-def _module(name: str, block: Block) -> None:
-    parts = name.split(".")
-    for k in range(1, len(parts)):
-        package = ".".join(parts[:k])
+def _module_path(root: Path, name: str) -> Path:
+    return root.joinpath(*name.split(".")).with_suffix(".py")
+
+
+def _project(page: str) -> list[Block]:
+    """The ``module`` blocks that make the reader's project when ``page`` runs: on a
+    tutorial page, those of the pages before it too (each builds on the last)."""
+    order = tutorial()
+    earlier = order[: order.index(page)] if page in order else []
+    return [b for p in [*earlier, page] for b in blocks(p) if b.kind == "module"]
+
+
+def write_modules(page: str, root: Path) -> list[str]:
+    """Write the project's ``module`` blocks as files under ``root`` (packages get an
+    ``__init__.py``), appended where the block says ``(append)``; the names of those
+    defining tasks, for the worker to import."""
+    names: list[str] = []
+    for block in _project(page):
+        path = _module_path(root, block.arg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for package in path.relative_to(root).parents:
+            if package != Path("."):
+                (root / package / "__init__.py").touch()
+        append = block.target is not None and block.target.append
+        with path.open("a" if append else "w") as file:
+            file.write(("\n\n" if append else "") + block.code)
+        names.append(block.arg)
+    return [
+        name
+        for name in dict.fromkeys(names)
+        if "shared_task" in _module_path(root, name).read_text()
+    ]
+
+
+def _module(name: str) -> None:
+    """Import the module as the reader's shell would, from the files written for the page."""
+    for package in [".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 2)]:
         if package not in sys.modules:
-            module = types.ModuleType(package)
-            module.__path__ = []
-            sys.modules[package] = module
             _created.append(package)
-    module = types.ModuleType(name)
-    module.__file__ = block.where
-    module.__package__ = name.rpartition(".")[0]
-    sys.modules[name] = module
-    _created.append(name)
-    if len(parts) > 1:
-        setattr(sys.modules[module.__package__], parts[-1], module)
-    exec(compile(block.code, block.where, "exec"), module.__dict__)
+    importlib.import_module(name)
 
 
 def _settings(block: Block) -> None:
@@ -102,6 +145,8 @@ def _settings(block: Block) -> None:
             key = name.removeprefix("CELERY_").lower()
             assert key in DEFAULTS, f"{block.where}: {name} is not a Celery setting"
     for dotted in [*namespace["INSTALLED_APPS"], *namespace["MIDDLEWARE"]]:
+        if dotted in READERS_APPS:
+            continue
         module, _, attr = dotted.rpartition(".")
         try:
             importlib.import_module(dotted)
@@ -133,7 +178,8 @@ def _doctest(block: Block, namespace: dict[str, Any]) -> None:
     assert not runner.failures, "".join(report)
 
 
-def run_page(page: str) -> dict[str, Any]:
+def run_page(page: str, root: Path) -> dict[str, Any]:
+    """Run the page's samples in order; its modules are already written under ``root``."""
     namespace: dict[str, Any] = {"__name__": "docs_" + page.removesuffix(".md").replace("/", "_")}
     for block in blocks(page):
         if block.lang not in RUNNABLE or block.kind == "skip":
@@ -143,7 +189,7 @@ def run_page(page: str) -> dict[str, Any]:
         elif block.kind == "settings":
             _settings(block)
         elif block.kind == "module":
-            _module(block.arg, block)
+            _module(block.arg)
         elif block.kind == "file":
             _same_as_file(block)
         elif block.lang == "pycon":
@@ -153,8 +199,53 @@ def run_page(page: str) -> dict[str, Any]:
     return namespace
 
 
+@contextlib.contextmanager
+def page_worker(page: str, root: Path, modules: list[str]) -> Iterator[None]:
+    """A real worker (prefork, one child) that imports the page's modules from ``root``."""
+    from django.db import connection
+
+    from tests.testapp.celeryapp import app
+
+    require("Redis", "127.0.0.1", 6379)
+    hostname = f"docs-{uuid.uuid4().hex[:8]}@tests"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"worker-{page.replace('/', '-').removesuffix('.md')}.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "TT_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": os.pathsep.join([str(root), str(ROOT), str(ROOT / "src")]),
+        # RECEIVED is written for a task that waited in the worker over RECEIVED_AFTER
+        # (100 ms); the pages show the common path, which a loaded test machine would
+        # otherwise leave now and then (the rule itself is tested in tests/integration).
+        "TT_RECEIVED_AFTER": "30",
+    }
+    app.control.purge()
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
+             "--concurrency=1", "--loglevel=INFO", f"--hostname={hostname}",
+             f"--include={','.join(modules)}", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not app.control.ping(destination=[hostname], timeout=0.5):
+                assert worker.poll() is None, f"the worker exited; see {log_path}"
+                assert time.monotonic() < deadline, f"no worker within 60 s; see {log_path}"
+            yield
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("eager", "isolated")
 @pytest.mark.parametrize("page", _pages_with_samples())
-def test_samples_run(page: str) -> None:
-    run_page(page)
+def test_samples_run(page: str, isolated: Path) -> None:
+    modules = write_modules(page, isolated)
+    with page_worker(page, isolated, modules) if needs_worker(page) else contextlib.nullcontext():
+        run_page(page, isolated)
