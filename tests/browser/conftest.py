@@ -124,6 +124,8 @@ class Site:
     url: str
     setup: str
     processes: list[subprocess.Popen[bytes]]
+    #: The site's output: ``manage.py demo`` prints the operator's password there.
+    log: Path
 
 
 def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
@@ -187,7 +189,7 @@ def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_until_up(url + "/", processes, log_path)
-            yield Site(url, setup, processes)
+            yield Site(url, setup, processes, log_path)
         finally:
             for process in reversed(processes):
                 _stop(process)
