@@ -9,8 +9,10 @@ from typing import Any
 
 from celery import states
 from celery.result import AsyncResult
+from celery.utils.nodenames import host_format
 
 import tasktrail
+from tasktrail.models import Worker
 
 from . import scenarios
 from .processes import Process
@@ -115,9 +117,17 @@ def _report(name: str, task_id: str) -> tuple[list[str], list[str]]:
     return lines, [f"{name}: {problem}" for problem in problems]
 
 
-def run(write: Callable[[str], Any], queue: str, timeout: float, worker: Process) -> list[str]:
-    """Start every scenario on ``queue``, wait for the outcomes; return the problems found."""
-    ids = {name: scenarios.start(name, queue=queue).id for name in EXPECTATIONS}
+def run(
+    write: Callable[[str], Any], queue: str, timeout: float, worker: Process, sent: list[str]
+) -> list[str]:
+    """Start every scenario on ``queue``, wait for the outcomes; return the problems found.
+
+    ``sent`` receives each task's id as it is sent, for :func:`clean_up`.
+    """
+    ids = {}
+    for name in EXPECTATIONS:
+        ids[name] = scenarios.start(name, queue=queue).id
+        sent.append(ids[name])
     problems = _wait(ids, timeout, worker)
     for name, task_id in ids.items():
         lines, found = _report(name, task_id)
@@ -125,3 +135,11 @@ def run(write: Callable[[str], Any], queue: str, timeout: float, worker: Process
             write(line)
         problems += found
     return problems
+
+
+def clean_up(sent: list[str], hostname: str) -> None:
+    """Forget the check's tasks (Celery's ``AsyncResult.forget``: record and history) and
+    its worker's heartbeat row, so the demo's dashboard shows only what its user did."""
+    for task_id in sent:
+        AsyncResult(task_id).forget()
+    Worker.objects.filter(hostname=host_format(hostname)).delete()

@@ -59,10 +59,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def free_port_after(port: int, tries: int = 20) -> int | None:
+    """The first free port after ``port``, to suggest when ``port`` is taken."""
+    return next((p for p in range(port + 1, port + 1 + tries) if port_is_free(p)), None)
+
+
 def start_web(port: int) -> Process:
-    # No access log: every open page polls twice a second per task.
+    # No access log: every open page polls twice a second per task. Warnings only: its
+    # "Uvicorn running on ..." would otherwise be printed after the demo's own lines.
     args = ["uvicorn", "exampleproject.asgi:application", "--host", HOST, "--port", str(port)]
-    return _spawn([*args, "--no-access-log", "--lifespan", "off"], None)
+    return _spawn([*args, "--no-access-log", "--lifespan", "off", "--log-level", "warning"], None)
 
 
 def wait_listening(process: Process, port: int, timeout: float = 20.0) -> bool:

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The admin's CSS and JavaScript: served by asgi.py (see STATIC_URL).
+    "django.contrib.staticfiles",
     "tasktrail",
     "demo",
 ]
@@ -71,6 +73,12 @@ TEMPLATES = [
 ]
 USE_TZ = True
 TIME_ZONE = "UTC"
+# The admin's styles and scripts. asgi.py serves them straight from the apps' static
+# folders with Django's own ASGIStaticFilesHandler (what runserver uses), so the demo
+# needs no collectstatic and no extra package. A deployed site serves STATIC_ROOT from
+# its web server or with WhiteNoise instead (after collectstatic). tasktrail's own
+# widget and dashboard assets need neither: tasktrail's URLs serve them.
+STATIC_URL = "static/"
 
 
 def _database() -> dict[str, Any]:

@@ -122,6 +122,11 @@ class Attempt:
     finished_at: datetime | None
     error: TaskError | None
 
+    @property
+    def running(self) -> bool:
+        """Whether the attempt is still under way: it has not ended, so it has no outcome."""
+        return states.phase(self.state) is states.Phase.RUNNING
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Action:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +33,10 @@ MANAGE = ROOT / "example" / "manage.py"
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 PG_DATABASE = "tasktrail_demo_browser"
-REDIS_BROKER = "redis://127.0.0.1:6379/12"
+#: A run's own Redis database when TT_BROKER names one: runs sharing a database (and the
+#: demo's "celery" queue) would run each other's tasks against their own sites.
+_OWN = os.environ.get("TT_BROKER", "")
+REDIS_BROKER = _OWN if _OWN.startswith("redis://") else "redis://127.0.0.1:6379/12"
 
 
 def _missing(message: str) -> None:
@@ -124,6 +128,8 @@ class Site:
     url: str
     setup: str
     processes: list[subprocess.Popen[bytes]]
+    #: The site's output: ``manage.py demo`` prints the operator's password there.
+    log: Path
 
 
 def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
@@ -187,10 +193,14 @@ def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_until_up(url + "/", processes, log_path)
-            yield Site(url, setup, processes)
+            yield Site(url, setup, processes, log_path)
         finally:
             for process in reversed(processes):
                 _stop(process)
+            # The demo's worker logs to example/var/, which the next site overwrites.
+            worker_log = ROOT / "example" / "var" / "demo-worker.log"
+            if server == "asgi" and worker_log.exists():
+                shutil.copyfile(worker_log, log_path.with_suffix(".worker.log"))
 
 
 class Proxy:

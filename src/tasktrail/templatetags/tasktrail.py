@@ -21,7 +21,8 @@ register = template.Library()
 def tasktrail_status(
     task_id: str, label: str = "", signed: bool = False, token: str | None = None
 ) -> dict[str, Any]:
-    """State, progress bar, message and outcome of ``task_id``, kept live in the browser.
+    """State, progress bar, message and outcome of ``task_id``, kept live in the browser,
+    in tasktrail.css's default look (themed through its CSS custom properties).
 
     The viewer's own rights apply (owner, staff, permission). ``signed=True`` embeds a
     fresh signed link instead, for pages that have already decided this visitor may
@@ -36,6 +37,7 @@ def tasktrail_status(
         "status_url": reverse("tasktrail:status", args=[task_id]) + query,
         "events_url": reverse("tasktrail:events", args=[task_id]) + query,
         "script_url": f"{reverse('tasktrail:script')}?v={script_source()[1]}",
+        "style_url": tasktrail_asset("tasktrail.css"),
     }
 
 

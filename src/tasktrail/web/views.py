@@ -19,6 +19,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static" / "tasktrail"
 #: The files served from ``STATIC`` (no staticfiles app needed), with their types.
 ASSETS = {
     "tasktrail.js": "text/javascript; charset=utf-8",
+    "tasktrail.css": "text/css; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
 }

@@ -21,6 +21,9 @@ from exampleproject.celery import app
 # The check's own queue: tasks waiting in the demo's queue cannot delay it. Not
 # purged, so checks running at once do not eat each other's tasks.
 CHECK_QUEUE = "demo-check"
+CHECK_HOSTNAME = "demo-check@%h"
+WORKER_LOG = processes.EXAMPLE_DIR / "var" / "demo-worker.log"
+CHECK_WORKER_LOG = processes.EXAMPLE_DIR / "var" / "demo-check-worker.log"
 WORKER_GRACE = 10.0
 WEB_GRACE = 5.0
 LOG_TAIL_LINES = 40
@@ -81,40 +84,60 @@ class Command(BaseCommand):
 
     def _serve(self, port: int) -> None:
         if not processes.port_is_free(port):
-            raise CommandError(f"port {port} is in use; choose another with --port")
-        worker = processes.start_worker("demo@%h")
-        web = processes.start_web(port)
-        try:
-            if not processes.wait_listening(web, port):
-                raise CommandError(f"the web server did not start on port {port}")
-            site = f"http://{processes.HOST}:{port}"
-            self.stdout.write(self.style.SUCCESS(f"\n  tasktrail demo: {site}/"))
-            self.stdout.write(
-                f"  dashboard:      {site}/tasktrail/ "
-                f"(log in as {OPERATOR}, password {_operator_password()})"
+            other = processes.free_port_after(port) or port + 1
+            raise CommandError(
+                f"port {port} is in use; choose another: "
+                f'make demo ARGS="--port {other}" (or: manage.py demo --port {other})'
             )
-            self.stdout.write(f"  {_setup()}\n  Ctrl-C to stop.\n")
-            while worker.poll() is None and web.poll() is None:
-                time.sleep(0.5)
-            stopped = "worker" if worker.poll() is not None else "web server"
-            raise CommandError(f"the {stopped} stopped unexpectedly")
-        except KeyboardInterrupt:
-            self.stdout.write(f"\nStopping (waiting up to {WORKER_GRACE:g} s for running tasks)...")
-        finally:
-            self._stop((web, WEB_GRACE), (worker, WORKER_GRACE))
+        # The worker's banner and log go to a file: on the terminal they would push the
+        # URL and the password off the screen.
+        with WORKER_LOG.open("wb") as log:
+            worker = processes.start_worker("demo@%h", output=log)
+            web = processes.start_web(port)
+            try:
+                self._run(worker, web, port)
+            except KeyboardInterrupt:
+                self.stdout.write(
+                    f"\nStopping (waiting up to {WORKER_GRACE:g} s for running tasks)..."
+                )
+            finally:
+                self._stop((web, WEB_GRACE), (worker, WORKER_GRACE))
+
+    def _run(self, worker: processes.Process, web: processes.Process, port: int) -> None:
+        if not processes.wait_listening(web, port):
+            raise CommandError(f"the web server did not start on port {port}")
+        site = f"http://{processes.HOST}:{port}"
+        # Printed last, after both children are up: nothing scrolls it away.
+        self.stdout.write(f"\n  {_setup()}\n  worker log: {WORKER_LOG}\n")
+        self.stdout.write(self.style.SUCCESS(f"  tasktrail demo: {site}/"))
+        self.stdout.write(
+            f"  dashboard:      {site}/tasktrail/ "
+            f"(log in as {OPERATOR}, password {_operator_password()})\n  Ctrl-C to stop.\n"
+        )
+        self.stdout.flush()  # now, also when the output is a pipe or a file
+        while worker.poll() is None and web.poll() is None:
+            time.sleep(0.5)
+        if worker.poll() is not None:
+            self.stderr.write(f"Last lines of the worker log:\n{_tail(WORKER_LOG)}")
+            raise CommandError("the worker stopped unexpectedly")
+        raise CommandError("the web server stopped unexpectedly")
 
     def _check(self, timeout: float) -> None:
-        log_path = processes.EXAMPLE_DIR / "var" / "demo-check-worker.log"
+        log_path = CHECK_WORKER_LOG
         self.stdout.write(f"tasktrail demo check: {_setup()}; worker log {log_path}")
         began = time.monotonic()
         with log_path.open("wb") as log:
-            worker = processes.start_worker("demo-check@%h", CHECK_QUEUE, log)
+            worker = processes.start_worker(CHECK_HOSTNAME, CHECK_QUEUE, log)
+            ids: list[str] = []
             try:
-                problems = check.run(self.stdout.write, CHECK_QUEUE, timeout, worker)
+                problems = check.run(self.stdout.write, CHECK_QUEUE, timeout, worker, ids)
             except KeyboardInterrupt:
                 problems = ["interrupted"]
             finally:
                 self._stop((worker, WORKER_GRACE))
+                # The check's tasks and worker are not the newcomer's: gone from the
+                # demo's dashboard once it is over (its output above says what they did).
+                check.clean_up(ids, CHECK_HOSTNAME)
         elapsed = time.monotonic() - began
         if problems:
             self.stderr.write(f"Last lines of the worker log:\n{_tail(log_path)}")

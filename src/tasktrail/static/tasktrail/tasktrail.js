@@ -33,7 +33,8 @@
     const text = STATES[status.state] || (status.phase === "running" ? "Running" : status.state);
     const percent = status.progress && status.progress.percent;
     if (status.phase === "running" && percent !== null && percent !== undefined) {
-      return `${text}: ${Math.floor(percent)} %`;
+      // English writes "30%", with no space (CSS and the admin do too).
+      return `${text}: ${Math.floor(percent)}%`;
     }
     if (status.state === "RETRY") return `${text} (attempt ${status.attempt} failed)`;
     return text;
@@ -67,14 +68,26 @@
       this.set(".tasktrail-state", describe(status));
       const bar = root.querySelector(".tasktrail-bar");
       const progress = status.progress;
+      const done = status.phase === "done";
       if (bar) {
-        if (progress && progress.percent !== null) bar.value = progress.percent;
-        else if (status.phase === "running") bar.removeAttribute("value"); // indeterminate
-        bar.setAttribute("aria-valuetext", (progress && progress.message) || describe(status));
+        // A bar only for a task that reports progress: an empty one reads as "stuck at
+        // 0%". A finished task keeps its last value (how far a revoked one got); a
+        // success is complete whatever it last reported.
+        const percent = progress ? progress.percent : null;
+        const known = percent !== null && percent !== undefined;
+        // Without a total, how far a run got is told only while it runs (a sweep): once
+        // it ended or waits to retry, no bar rather than one that says it still runs.
+        const running = status.phase === "running";
+        bar.hidden = !progress || (!known && !running && status.state !== "SUCCESS");
+        if (status.state === "SUCCESS" && progress) bar.value = 100;
+        else if (known) bar.value = percent;
+        else if (running) bar.removeAttribute("value"); // no total: indeterminate
+        bar.setAttribute("aria-valuetext", (!done && progress && progress.message) || describe(status));
       }
-      this.set(".tasktrail-message", (progress && progress.message) || "");
+      // A progress message describes a run in progress ("57 s to go"): gone once it ends.
+      this.set(".tasktrail-message", (!done && progress && progress.message) || "");
       this.set(".tasktrail-outcome", outcome(status));
-      this.done = status.phase === "done";
+      this.done = done;
       root.dispatchEvent(new CustomEvent("tasktrail:update", { detail: status, bubbles: true }));
     }
 
