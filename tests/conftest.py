@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# One Chromium for the session, whichever directory its tests are in.
+pytest_plugins = ["tests.chromium"]
+
 
 def reachable(host: str, port: int) -> bool:
     try:

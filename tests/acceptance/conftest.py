@@ -1,3 +1,1 @@
-"""The browser tests' Chromium, for the newcomer test (tests/browser/conftest.py)."""
-
-from tests.browser.conftest import browser, page  # noqa: F401 (fixtures)
+"""The newcomer test opens pages with the session's one Chromium (tests/chromium.py)."""

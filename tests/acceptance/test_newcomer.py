@@ -37,7 +37,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import _free_port, _stop, screenshot
+from tests.browser.conftest import _free_port, _stop
+from tests.chromium import screenshot
 from tests.conftest import require
 from tests.docs.pages import ROOT, Block, blocks, tutorial
 

@@ -22,70 +22,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, require
+from tests.chromium import ARTIFACTS, slug
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "example" / "manage.py"
-ARTIFACTS = ROOT / "artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
 PG_DATABASE = "tasktrail_demo_browser"
 #: A run's own Redis database when TT_BROKER names one: runs sharing a database (and the
 #: demo's "celery" queue) would run each other's tasks against their own sites.
 _OWN = os.environ.get("TT_BROKER", "")
 REDIS_BROKER = _OWN if _OWN.startswith("redis://") else "redis://127.0.0.1:6379/12"
-
-
-def _missing(message: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: browser tests are required)")
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed: uv pip install playwright")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 700})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    # What the server answered, for the failure messages of the tests.
-    page.answers = []
-    page.on("response", lambda r: page.answers.append(f"{r.status} {r.request.method} {r.url}"))
-    yield page
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{_slug(request.node.name)}-last.png"), full_page=True)
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-")
-
-
-def screenshot(page: Any, request: pytest.FixtureRequest, step: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{_slug(request.node.name)}-{step}.png"), full_page=True)
 
 
 def _free_port() -> int:
@@ -166,7 +115,7 @@ def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
     env = environment(setup, **where)
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    own = _slug("-".join(where.get(k, "") for k in ("database",)))
+    own = slug("-".join(where.get(k, "") for k in ("database",)))
     log_path = ARTIFACTS / f"site-{setup}-{server}{'-' + own if own else ''}.log"
     python = [sys.executable, str(MANAGE)]
     if server == "asgi":

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import MANAGE, REDIS_BROKER, ROOT, Site, environment, screenshot, serve
+from tests.chromium import screenshot
+
+from .conftest import MANAGE, REDIS_BROKER, ROOT, Site, environment, serve
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Proxy, Site, screenshot, serve
+from tests.chromium import screenshot
+
+from .conftest import Proxy, Site, serve
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Site, screenshot, serve
+from tests.chromium import screenshot
+
+from .conftest import Site, serve
 
 pytestmark = pytest.mark.browser
 
