@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from celery import group, signals
 from celery.result import AsyncResult, GroupResult
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -43,7 +44,7 @@ def test_success_through_celery_and_tasktrail() -> None:
         [2, 3],
     )
     assert record.name == "tests.testapp.tasks.add"
-    assert record.queue == "celery"
+    assert record.queue == settings.CELERY_TASK_DEFAULT_QUEUE
     assert record.worker.startswith("itest@") and record.worker_pid
     assert record.sent_at and record.started_at and record.finished_at
     assert record.sent_at <= record.started_at <= record.finished_at
