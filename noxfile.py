@@ -76,14 +76,24 @@ def _install_and_test(session: nox.Session, *pins: str) -> None:
         "'Celery', celery.__version__, 'Python', sys.version.split()[0])",
     )  # fmt: skip
     env = _isolated_env(session)
-    session.run(
-        "pytest", "-p", "no:cacheprovider", "-m", "not integration", "tests/unit",
-        *session.posargs, env={**env, "TT_DB": "sqlite"},
-    )  # fmt: skip
-    session.run(
-        "pytest", "-p", "no:cacheprovider", "-m", "integration",
-        "tests/integration/test_worker.py", *session.posargs, env={**env, "TT_DB": "postgres"},
-    )  # fmt: skip
+    passes = {
+        "unit tests on SQLite": ("-m", "not integration", "tests/unit", "sqlite"),
+        "real-worker tests on PostgreSQL": (
+            "-m", "integration", "tests/integration/test_worker.py", "postgres",
+        ),
+    }  # fmt: skip
+    failed = []
+    for name, (*args, database) in passes.items():
+        # Both passes run even when the first fails: a pair's report is then complete.
+        try:
+            session.run(
+                "pytest", "-p", "no:cacheprovider", *args, *session.posargs,
+                env={**env, "TT_DB": database},
+            )  # fmt: skip
+        except nox.command.CommandFailed:
+            failed.append(name)
+    if failed:
+        session.error("failed: " + ", ".join(failed))
 
 
 @nox.session(python=PYTHONS)
