@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+import celery
 import pytest
 from celery import group, signals
 from celery.result import AsyncResult, GroupResult
@@ -29,6 +30,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def _worker(worker: Any) -> None:
     """Every test here needs the worker process."""
+
+
+def revoked_within(countdown: float) -> float:
+    """How long a task held for its countdown may take to read REVOKED after a revoke.
+    Celery 5.6 and later mark it revoked in the backend as the worker gets the revoke;
+    Celery 5.5's worker only flags it in memory and reports it (``task_revoked``) when
+    the countdown ends, whatever the backend (docs/reference/states.md)."""
+    return 20 if celery.VERSION[:2] >= (5, 6) else countdown + 20
 
 
 def test_success_through_celery_and_tasktrail() -> None:
@@ -66,7 +75,7 @@ def test_received_while_held_for_its_eta() -> None:
     record = wait_for(result.id, lambda r: r.state == "RECEIVED")
     assert record.received_at and record.worker.startswith("itest@")
     result.revoke()
-    wait_for(result.id, lambda r: r.state == "REVOKED")
+    wait_for(result.id, lambda r: r.state == "REVOKED", timeout=revoked_within(30))
 
 
 def test_started_is_recorded_without_task_track_started() -> None:
@@ -162,7 +171,7 @@ def test_revoked_before_it_runs() -> None:
     result = tasks.add.apply_async((1, 2), countdown=60)
     wait_for(result.id, lambda r: r.state == "RECEIVED")
     result.revoke()
-    record = wait_for(result.id, lambda r: r.state == "REVOKED")
+    record = wait_for(result.id, lambda r: r.state == "REVOKED", timeout=revoked_within(60))
     assert record.phase == "done"
     assert AsyncResult(result.id).state == "REVOKED"
 
