@@ -3,7 +3,10 @@
 Each session installs tasktrail as a user gets it (the wheel built from this checkout,
 not an editable install) with one Django/Celery pair and the ``test`` dependency group,
 then runs the unit tests on SQLite and the real-worker module tests/integration/test_worker.py
-on PostgreSQL + Redis (a real prefork worker of that session's venv).
+on PostgreSQL + Redis (a real prefork worker of that session's venv). The worker module runs
+on PostgreSQL, not SQLite: it is the production database, the one whose driver and
+connection handling change most between Django releases, and CI runs real-worker tests
+only there (tests/integration/conftest.py); SQLite gets the unit tests.
 
     make matrix                     # every pair, one after another (2 cores: not in parallel)
     make matrix ARGS="-s 'matrix-3.13(django6.1-celery5.7)'"   # one pair
