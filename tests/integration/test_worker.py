@@ -7,6 +7,7 @@ tasktrail's API and through Celery's own ``AsyncResult``.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
@@ -22,7 +23,7 @@ import tasktrail
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
 
-from .conftest import wait_for
+from .conftest import unique_queue, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -236,17 +237,25 @@ def test_group_save_and_restore() -> None:
 
 
 def test_record_is_created_by_the_worker_when_the_publish_write_is_lost() -> None:
+    # Sent to a queue the worker consumes only once no record was seen: sent to its own
+    # queue, a worker on a loaded machine wrote the record before this test looked.
+    queue = unique_queue("publish-lost")
     uid = "tasktrail._published"
     assert signals.after_task_publish.disconnect(dispatch_uid=uid)
     try:
-        result = tasks.add.delay(4, 4)
+        result = tasks.add.apply_async((4, 4), queue=queue)
     finally:
         from tasktrail.celery.signals import connect
 
         connect()
     with pytest.raises(tasktrail.TaskNotFound):
         tasktrail.get(result.id)
-    assert result.get(timeout=20) == 8
+    session_worker = [f"itest@{socket.gethostname()}"]
+    assert app.control.add_consumer(queue, destination=session_worker, reply=True)
+    try:
+        assert result.get(timeout=20) == 8
+    finally:
+        app.control.cancel_consumer(queue, destination=session_worker, reply=True)
     record = tasktrail.get(result.id)
     assert (record.state, record.name, record.args) == (
         "SUCCESS",
