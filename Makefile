@@ -1,5 +1,6 @@
 # Two commands for a fresh clone: `make demo` and `make test`.
-# Both create .venv with Python >= 3.12 and install tasktrail with its dev tools.
+# Both create .venv with Python >= 3.12 and install tasktrail (editable) with its dev tools,
+# at the versions uv.lock pins: a fresh clone tests what CI tested.
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,16 +10,25 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: demo test test-rabbitmq lint bench install docs compat
+.PHONY: demo test test-rabbitmq lint bench install docs compat lock matrix matrix-ci build
 
-$(VENV)/.installed: pyproject.toml
+# uv sync --frozen installs exactly what uv.lock pins (every extra, the dev group, tasktrail
+# editable) and fails rather than re-resolve; --inexact leaves pip and uv, which the lock
+# does not name, in the venv. After changing dependencies in pyproject.toml: `make lock`.
+$(VENV)/.installed: pyproject.toml uv.lock
 	@test -n "$(PYTHON)" || { echo "tasktrail needs Python >= 3.12 on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip uv
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e . --group dev
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --inexact --all-extras \
+		--python $(PY)
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-resolve uv.lock from pyproject.toml (after adding or changing a dependency); commit both.
+lock:
+	@test -x $(UV) || { echo "run make install first"; exit 1; }
+	$(UV) lock
 
 demo: install
 	$(PY) example/manage.py demo $(ARGS)
@@ -39,7 +49,10 @@ test: install
 test-rabbitmq: install
 	TT_DB=postgres TT_BROKER=rabbitmq $(VENV)/bin/pytest -m integration $(ARGS)
 
+# The lock check needs no network: a uv.lock that matches pyproject.toml is read from disk.
 lint: install
+	@$(UV) lock --check --offline --quiet 2>/dev/null || { \
+		echo "uv.lock does not match pyproject.toml: run make lock and commit uv.lock"; exit 1; }
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -52,6 +65,23 @@ lint: install
 # backends: ARGS="--backends tasktrail-sqlite" (see tests/compat/run.py).
 compat: install
 	$(PY) -m tests.compat.run $(ARGS)
+
+# The version matrix (noxfile.py): Python 3.12, 3.13 x Django 5.2, 6.0, 6.1 x Celery 5.5, 5.6,
+# 5.7, each pair installed from the wheel into its own venv (.nox/), plus the lower bounds
+# exactly (floor); unit tests on SQLite, the real-worker module on PostgreSQL + Redis. One
+# session after another: about 2 minutes each, 40 in all. ARGS="-s NAME" picks sessions
+# (.venv/bin/nox -l lists them). matrix-ci is the slice CI runs: the oldest and newest corner.
+matrix: install
+	$(VENV)/bin/nox $(ARGS)
+
+matrix-ci: install
+	$(VENV)/bin/nox -s $(shell $(PY) -c 'import noxfile; print(" ".join(map(repr, noxfile.CI_SESSIONS)))')
+
+# The sdist and wheel into dist/, checked as the package index will check them.
+build: install
+	rm -rf dist
+	$(UV) build
+	$(VENV)/bin/twine check --strict dist/*
 
 bench: install
 	$(PY) -m bench $(ARGS)

@@ -7,6 +7,10 @@ from .exceptions import InvalidState, PayloadError, TaskNotFound
 from .owner import owned_by
 from .records import Attempt, Progress, TaskError, TaskRecord, Transition
 
+#: The one place the version is written: pyproject.toml reads it (hatch's dynamic
+#: version), so the wheel's metadata and ``tasktrail.__version__`` cannot differ.
+__version__ = "0.1.0"
+
 __all__ = [
     "Attempt",
     "InvalidState",
@@ -17,6 +21,7 @@ __all__ = [
     "TaskNotFound",
     "TaskRecord",
     "Transition",
+    "__version__",
     "attempts",
     "get",
     "history",

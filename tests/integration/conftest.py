@@ -22,6 +22,10 @@ from tests.conftest import IN_CI, require
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
+#: What worker processes import: the tests from the checkout, tasktrail from wherever this
+#: run imported it (src/ in the dev install, site-packages in a nox session that installed
+#: the wheel: a worker must not test the checkout's source instead of what was installed).
+WORKER_PYTHONPATH = os.pathsep.join([str(ROOT), str(Path(tasktrail.__file__).resolve().parents[1])])
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +77,7 @@ def worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subproc
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "TT_DB_NAME": str(connection.settings_dict["NAME"]),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+        "PYTHONPATH": WORKER_PYTHONPATH,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
@@ -156,7 +160,7 @@ class WorkerProcess:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "TT_DB_NAME": str(connection.settings_dict["NAME"]),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+            "PYTHONPATH": WORKER_PYTHONPATH,
             # Names the worker's PostgreSQL sessions, so a fault test ends only its own.
             "PGAPPNAME": WORKER_APPNAME,
             **env,

@@ -27,7 +27,7 @@ from tasktrail.models import Task
 from tests.faults import FaultProxy
 from tests.testapp import tasks
 
-from .conftest import ARTIFACTS, ROOT, WorkerProcess, unique_queue, wait_for
+from .conftest import ARTIFACTS, ROOT, WORKER_PYTHONPATH, WorkerProcess, unique_queue, wait_for
 from .test_outages import finished, ids_logged
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -124,7 +124,7 @@ def _producer_env(port: int | str, **extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "PGPORT": str(port),
         "TT_DB_NAME": str(connection.settings_dict["NAME"]),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+        "PYTHONPATH": WORKER_PYTHONPATH,
         **extra,
     }
 

@@ -31,7 +31,7 @@ from tasktrail.models import Task
 from tests.conftest import IN_CI, reachable
 from tests.testapp import tasks
 
-from .conftest import ROOT, WORKER_APPNAME, WorkerProcess, unique_queue, wait_for
+from .conftest import WORKER_APPNAME, WORKER_PYTHONPATH, WorkerProcess, unique_queue, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -221,7 +221,7 @@ def test_enqueue_succeeds_while_the_store_is_unavailable(worker: object) -> None
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "PGPORT": "1",
         "TT_DB_NAME": "/nonexistent/tasktrail.sqlite3",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+        "PYTHONPATH": WORKER_PYTHONPATH,
     }
     code = "import django; django.setup(); from tests.testapp import tasks; "
     code += "print(tasks.add.delay(20, 22).id)"

@@ -8,10 +8,12 @@ own: attempt numbers (:mod:`.attempts`), error text (:mod:`.errors`), held recei
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery.exceptions import InvalidTaskError
 from django.core.signals import setting_changed
@@ -53,12 +55,33 @@ def _forget_expiry(**_: Any) -> None:
     _expiry.cache_clear()
 
 
+def _celerys_rule() -> Callable[[Any, Any], Any] | None:
+    """Celery's own ``get_actual_ignore_result`` (in celery.app.task since 5.7, in
+    celery.app.trace in 5.6), or ``None`` on Celery 5.5, which has none."""
+    for module in ("celery.app.task", "celery.app.trace"):
+        rule = getattr(importlib.import_module(module), "get_actual_ignore_result", None)
+        if rule is not None:
+            return cast("Callable[[Any, Any], Any]", rule)
+    return None
+
+
+_CELERYS_RULE = _celerys_rule()
+
+
 def ignores_result(task: Any, request: Any) -> bool:
-    """Whether Celery ignores this run's result: the request's ``ignore_result`` when the
-    sender set one, else the task's. (``send_task`` sets none, so reading the request
-    alone misses a task declared ``ignore_result=True``.)"""
-    own = getattr(request, "__dict__", {}).get("ignore_result")
-    return bool(own if own is not None else getattr(task, "ignore_result", False))
+    """Whether Celery ignores this run's result, by the installed Celery's own rule: it
+    decides whether the backend stores the outcome, so the signals that record the rest
+    must agree with it exactly, or an outcome is recorded twice or never.
+
+    Celery 5.6 and later: the request's ``ignore_result`` when the sender set one, else
+    the task's (``send_task`` sets none, so reading the request alone misses a task
+    declared ``ignore_result=True``). Celery 5.5: either one, since its worker publishes
+    no result for a task declared ``ignore_result=True`` whatever the request says, and
+    its backend stores none for a request that says so.
+    """
+    if _CELERYS_RULE is not None:
+        return bool(_CELERYS_RULE(task, request))
+    return bool(getattr(task, "ignore_result", False) or getattr(request, "ignore_result", False))
 
 
 def _queue(request: Any) -> str:
