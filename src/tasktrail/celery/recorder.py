@@ -77,11 +77,13 @@ def recorded_as(carrier: Any) -> dict[str, Any]:
     """What a message asks to be recorded as (:data:`tasktrail.options.RECORD_AS_HEADER`):
     ``{}``, or a dict with the task ``name`` to record. ``carrier`` is the message's
     headers (a dict) or the worker's request, which carries headers as attributes."""
-    found = (
-        carrier.get(options.RECORD_AS_HEADER)
-        if isinstance(carrier, dict)
-        else getattr(carrier, options.RECORD_AS_HEADER, None)
-    )
+    if isinstance(carrier, dict):
+        found = carrier.get(options.RECORD_AS_HEADER)
+    else:
+        found = getattr(carrier, options.RECORD_AS_HEADER, None)
+        if found is None and isinstance(getattr(carrier, "headers", None), dict):
+            # An eager run (task_always_eager) keeps headers in request.headers.
+            found = carrier.headers.get(options.RECORD_AS_HEADER)
     return found if isinstance(found, dict) and isinstance(found.get("name"), str) else {}
 
 
