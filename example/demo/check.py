@@ -12,7 +12,7 @@ from celery.result import AsyncResult
 
 import tasktrail
 
-from . import scenarios
+from . import django_tasks, scenarios
 from .processes import Process
 from .status import task_status
 
@@ -58,6 +58,7 @@ EXPECTATIONS: dict[str, Callable[[Status, list[str]], list[str]]] = {
     "build_report": _build_report,
     "always_fails": _always_fails,
     "slow_task": _slow_task,
+    **django_tasks.EXPECTATIONS,
 }
 
 
