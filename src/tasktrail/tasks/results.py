@@ -90,7 +90,8 @@ def load(path: str) -> AnyTask:
         found = import_string(path)
     except ImportError as exc:
         raise LookupError(f"{path!r} cannot be imported: {exc}") from None
-    if not isinstance(found, Task):
+    # type(), not isinstance(): a Celery task proxy would resolve itself to answer.
+    if not issubclass(type(found), Task):
         raise LookupError(f"{path!r} is a {type(found).__name__}, not a django.tasks Task")
     return found
 
