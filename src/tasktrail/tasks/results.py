@@ -93,7 +93,8 @@ def load(path: str) -> AnyTask:
     # type(), not isinstance(): a Celery task proxy would resolve itself to answer.
     if not issubclass(type(found), Task):
         raise LookupError(f"{path!r} is a {type(found).__name__}, not a django.tasks Task")
-    return found
+    task: AnyTask = found
+    return task
 
 
 def _sent(record: TaskRecord, history: list[Transition]) -> AnyTask:
