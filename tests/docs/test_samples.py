@@ -46,10 +46,14 @@ def test_every_directive_is_known() -> None:
 
 
 @pytest.fixture
-def eager() -> Iterator[None]:
+def eager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     config = current_app.conf
     saved = {key: config[key] for key in EAGER}
     config.update(EAGER)
+    # Celery copies task_store_eager_result into a task when the app binds it, which an
+    # earlier test may have made happen (django.tasks' runner, tasktrail.tasks.run).
+    for task in current_app.tasks.values():
+        monkeypatch.setattr(task, "store_eager_result", True)
     yield
     config.update(saved)
 
