@@ -221,3 +221,14 @@ def test_a_killed_workers_task_reads_failed_lost(
     # Celery's own class for a lost process, importable as django.tasks asks.
     assert error.exception_class_path == "billiard.exceptions.WorkerLostError"
     assert issubclass(error.exception_class, Exception)
+
+
+def test_run_after_holds_the_task_ready_until_then(worker: Any) -> None:
+    result = djtasks.add.using(run_after=timedelta(seconds=2)).enqueue(5, 5)
+    # The worker holds it for its ETA: RECEIVED, which django.tasks reads as READY.
+    wait_for(result.id, lambda r: r.state == "RECEIVED")
+    result.refresh()
+    assert result.status == TaskResultStatus.READY
+    finished(result)
+    assert result.return_value == 10
+    assert [t.state for t in tasktrail.history(result.id)][:3] == ["PENDING", "RECEIVED", "STARTED"]
