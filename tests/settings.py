@@ -108,3 +108,12 @@ if "TT_VISIBILITY_TIMEOUT" in os.environ:
         "unacked_restore_interval": 1,
         "unacked_restore_throttle": 1,
     }
+
+# django.tasks on Celery (tests/tasks/): Django's "default" queue is Celery's default one.
+TASKS = {
+    "default": {
+        "BACKEND": "tasktrail.tasks.CeleryBackend",
+        "QUEUES": [],  # any queue: tests use queues of their own
+        "OPTIONS": {"RETRY": {"backoff": 0.1, "jitter": False}},
+    }
+}

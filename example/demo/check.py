@@ -14,7 +14,7 @@ from celery.utils.nodenames import host_format
 import tasktrail
 from tasktrail.models import Worker
 
-from . import scenarios
+from . import django_tasks, scenarios
 from .processes import Process
 from .status import task_status
 
@@ -60,6 +60,7 @@ EXPECTATIONS: dict[str, Callable[[Status, list[str]], list[str]]] = {
     "build_report": _build_report,
     "always_fails": _always_fails,
     "slow_task": _slow_task,
+    **django_tasks.EXPECTATIONS,
 }
 
 

@@ -137,4 +137,6 @@ if CELERY_BROKER_URL.startswith("filesystem:"):
     for _name in ("queue", "control", "processed"):
         (BROKER_DIR / _name).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = "tasktrail"
+# Django's tasks framework on the same workers (demo/django_tasks.py).
+TASKS = {"default": {"BACKEND": "tasktrail.tasks.CeleryBackend", "QUEUES": []}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

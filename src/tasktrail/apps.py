@@ -14,6 +14,7 @@ class TaskTrailConfig(AppConfig):
             notify,
         )
         from .celery import progress, signals
+        from .tasks import runner  # noqa: F401  (registers django.tasks' Celery task)
 
         signals.connect()
         progress.connect()

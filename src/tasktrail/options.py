@@ -35,6 +35,7 @@ TASK_OPTIONS: Final = {
 # Message headers.
 OWNER_HEADER: Final = "tasktrail_owner"
 RERUNS_HEADER: Final = "tasktrail_reruns"
+RECORD_AS_HEADER: Final = "tasktrail_record_as"
 
 #: The message headers tasktrail sets and reads, and what they carry.
 HEADERS: Final = {
@@ -42,6 +43,11 @@ HEADERS: Final = {
     RERUNS_HEADER: (
         "How many runs Celery did not count as retries (re-deliveries), so attempt "
         "numbers keep growing; retries carry it along."
+    ),
+    RECORD_AS_HEADER: (
+        "What to record a task as: a dict with the `name` recorded instead of the Celery "
+        "task's, kept whole in the history entry of its sending (the django.tasks runner "
+        "sends the Django task's path, backend, queue, priority and run_after)."
     ),
 }
 

@@ -1,6 +1,6 @@
 """Every code sample of the documentation runs (see ``pages.py`` for the directives).
 
-A page whose samples send tasks (``.delay(``, ``.apply_async(``) runs them against a real
+A page whose samples send tasks (``.delay(``, ``.apply_async(``, ``.enqueue(``) runs them against a real
 Celery worker started for that page, with the page's own modules (``module`` blocks,
 written to files the worker imports) on the Redis broker and the test database: what a
 reader pasting the samples into ``manage.py shell`` sees, so a sample that reads a record
@@ -38,7 +38,7 @@ KINDS = {"", "settings", "module", "file", "skip", "json"}
 #: Apps the tutorial has the reader create (``manage.py startapp myapp``).
 READERS_APPS = {"myapp"}
 #: A sample that sends a task to a worker.
-_SENDS = re.compile(r"\.(delay|apply_async)\(")
+_SENDS = re.compile(r"\.(delay|apply_async|enqueue|aenqueue)\(")
 ARTIFACTS = ROOT / "artifacts" / "docs"
 
 

@@ -65,3 +65,10 @@ def fields(exc: BaseException | None, traceback: str | None, request: Any = None
         "error_message": payload.message(message or describe(exc, request)),
         "traceback": payload.traceback(traceback or ""),
     }
+
+
+def class_path(error_type: str) -> str:
+    """The importable path of a recorded ``error_type``: :func:`fields` leaves the
+    ``builtins.`` off a built-in exception (``ValueError``), and Python imports it only
+    with it (``builtins.ValueError``)."""
+    return error_type if "." in error_type else f"builtins.{error_type}"

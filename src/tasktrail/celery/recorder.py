@@ -96,6 +96,20 @@ def _parent(request: Any) -> str:
     return "" if parent == getattr(request, "id", None) else str(parent)
 
 
+def recorded_as(carrier: Any) -> dict[str, Any]:
+    """What a message asks to be recorded as (:data:`tasktrail.options.RECORD_AS_HEADER`):
+    ``{}``, or a dict with the task ``name`` to record. ``carrier`` is the message's
+    headers (a dict) or the worker's request, which carries headers as attributes."""
+    if isinstance(carrier, dict):
+        found = carrier.get(options.RECORD_AS_HEADER)
+    else:
+        found = getattr(carrier, options.RECORD_AS_HEADER, None)
+        if found is None and isinstance(getattr(carrier, "headers", None), dict):
+            # An eager run (task_always_eager) keeps headers in request.headers.
+            found = carrier.headers.get(options.RECORD_AS_HEADER)
+    return found if isinstance(found, dict) and isinstance(found.get("name"), str) else {}
+
+
 def request_meta(request: Any, arguments: bool = False) -> dict[str, Any]:
     """What a worker-side event knows about the task, so it can create the record.
 
@@ -106,7 +120,7 @@ def request_meta(request: Any, arguments: bool = False) -> dict[str, Any]:
         return {}
     owner_id = getattr(request, owner.HEADER, None)
     meta = {
-        "name": getattr(request, "task", None) or "",
+        "name": recorded_as(request).get("name") or getattr(request, "task", None) or "",
         "queue": _queue(request),
         "parent_id": _parent(request),
         "root_id": getattr(request, "root_id", None) or "",
@@ -141,13 +155,14 @@ def published(
     )
     now = _sending_at.pop(task_id, None) or timezone.now()
     ignored = headers.get("ignore_result")
+    record_as = recorded_as(headers)
     store.record(
         store.event(
             task_id,
             states.PENDING,
             1,
             now,
-            name=headers.get("task") or "",
+            name=record_as.get("name") or headers.get("task") or "",
             queue=routing_key or "",
             args=payload.args_json(list(args)),
             kwargs=payload.kwargs_json(kwargs),
@@ -160,7 +175,8 @@ def published(
             ignore_result=ignored if isinstance(ignored, bool) else None,
             sent_at=now,
             show_result=show_result,
-        )
+        ),
+        record_as or None,
     )
 
 
