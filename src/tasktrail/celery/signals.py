@@ -17,7 +17,7 @@ from typing import Any
 from celery import current_app, current_task, signals
 from celery import states as celery_states
 
-from .. import conf, options, owner, store
+from .. import conf, notify, options, owner, store
 from . import received, recorder, retry, upkeep
 
 
@@ -128,6 +128,9 @@ def _worker_init(sender: Any = None, **_: Any) -> None:
     # The main process, before the pool forks: what is set up here the pool inherits.
     if sender is not None:
         retry.apply(sender.app)
+        # The notifier (and its client library) chosen once here, not by each pool
+        # process on its first flush, which would hold that flush up for the import.
+        notify.backend()
         upkeep.start(sender.app, sender.hostname)
 
 
