@@ -33,16 +33,11 @@ def watch(task: Any) -> None:
         return
     store_result = backend.store_result
 
-    def recording(
-        task_id: str,
-        result: Any,
-        state: str,
-        traceback: str | None = None,
-        request: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        stored = store_result(task_id, result, state, traceback, request, **kwargs)
+    def recording(task_id: str, result: Any, state: str, *args: Any, **kwargs: Any) -> Any:
+        # Celery's signature: (task_id, result, state, traceback=None, request=None, ...).
+        stored = store_result(task_id, result, state, *args, **kwargs)
         if states.rank(state) == states.RANK_CUSTOM:
+            request = kwargs.get("request", args[1] if len(args) > 1 else None)
             _record(backend, task_id, result, state, request)
         return stored
 
