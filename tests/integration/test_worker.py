@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ import tasktrail
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
 
-from .conftest import wait_for
+from .conftest import WorkerProcess, unique_queue, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -225,17 +226,23 @@ def test_group_save_and_restore() -> None:
     assert {tasktrail.get(r.id).group_id for r in restored.results} == {saved.id}
 
 
-def test_record_is_created_by_the_worker_when_the_publish_write_is_lost() -> None:
+def test_record_is_created_by_the_worker_when_the_publish_write_is_lost(
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
     uid = "tasktrail._published"
+    # A queue no worker reads yet: on RabbitMQ a worker would start the task before the
+    # check below (the broker pushes at once).
+    queue = unique_queue("unpublished")
     assert signals.after_task_publish.disconnect(dispatch_uid=uid)
     try:
-        result = tasks.add.delay(4, 4)
+        result = tasks.add.apply_async((4, 4), queue=queue)
     finally:
         from tasktrail.celery.signals import connect
 
         connect()
     with pytest.raises(tasktrail.TaskNotFound):
         tasktrail.get(result.id)
+    start_worker("unpublished", queue)
     assert result.get(timeout=20) == 8
     record = tasktrail.get(result.id)
     assert (record.state, record.name, record.args) == (
