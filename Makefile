@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: demo test test-rabbitmq lint bench install docs compat
+.PHONY: demo test test-rabbitmq lint bench install docs compat compat-ci
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "tasktrail needs Python >= 3.12 on PATH"; exit 1; }
@@ -48,10 +48,15 @@ lint: install
 # Celery's own integration suite (t/integration/test_tasks.py and test_canvas.py from the
 # sdist of the installed Celery, fetched once into build/compat/) with tasktrail as the
 # result backend on SQLite and PostgreSQL, beside django-celery-results and Celery's Redis
-# backend, on Redis db 8; fails when tasktrail fails what another passes. ARGS picks
-# backends: ARGS="--backends tasktrail-sqlite" (see tests/compat/run.py).
+# backend; fails when tasktrail fails what another passes on the same broker. ARGS picks:
+# ARGS="--backends tasktrail-sqlite --brokers redis,rabbitmq --jobs 2" (tests/compat/run.py).
 compat: install
 	$(PY) -m tests.compat.run $(ARGS)
+
+# CI's run (.ci/run): tasktrail on SQLite on Redis and on RabbitMQ at once, compared with
+# the references saved in tests/compat/ for each broker, without the 5 slowest tests.
+compat-ci: install
+	$(PY) -m tests.compat.run --ci $(ARGS)
 
 bench: install
 	$(PY) -m bench $(ARGS)
