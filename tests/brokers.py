@@ -24,6 +24,18 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
+def make_vhost(prefix: str) -> str:
+    """A new RabbitMQ virtual host that guest may use; its name."""
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return vhost
+
+
+def delete_vhost(vhost: str) -> None:
+    _rabbitmqctl("delete_vhost", vhost)
+
+
 def url() -> str:
     """The broker URL for this run (making the RabbitMQ vhost on first use)."""
     chosen = os.environ.get("TT_BROKER", REDIS_DEFAULT)
@@ -31,9 +43,7 @@ def url() -> str:
         return chosen
     vhost = os.environ.get(VHOST_ENV)
     if not vhost:
-        vhost = f"tasktrail-tests-{uuid.uuid4().hex[:8]}"
-        _rabbitmqctl("add_vhost", vhost)
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        vhost = make_vhost("tasktrail-tests")
         os.environ[VHOST_ENV] = vhost
     return RABBITMQ.format(vhost=vhost)
 
@@ -42,8 +52,15 @@ def is_redis(broker_url: str) -> bool:
     return broker_url.startswith(("redis://", "rediss://"))
 
 
+def spare_redis() -> str:
+    """A Redis the run may also use (the Redis notifier, Celery's Redis result backend):
+    the broker when it is Redis, else the default one."""
+    chosen = url()
+    return chosen if is_redis(chosen) else REDIS_DEFAULT
+
+
 def remove_vhost() -> None:
     """Drop this run's vhost (with every queue in it), if the run made one."""
     vhost = os.environ.pop(VHOST_ENV, "")
     if vhost:
-        _rabbitmqctl("delete_vhost", vhost)
+        delete_vhost(vhost)

@@ -123,8 +123,31 @@ def heartbeat_row(
     )
 
 
+#: pytest-django's fixtures that open the test database without its ``django_db`` marker.
+_DATABASE_FIXTURES = frozenset({
+    "db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+    "live_server", "admin_client", "admin_user",
+})  # fmt: skip
+#: The markers the Makefile's PostgreSQL pass selects (PG_TESTS).
+_POSTGRES_PASS = ("django_db", "integration", "postgres")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Real-worker tests last: the session's worker, once started, checks for lost
     tasks in the test database, and would settle the fake silent workers' tasks that
-    store tests write."""
+    store tests write.
+
+    And no test reaches the database unseen by the PostgreSQL pass, which selects by
+    marker: one that uses it through a fixture alone would run on SQLite only."""
+    unseen = [
+        item.nodeid
+        for item in items
+        if _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and not any(item.get_closest_marker(m) for m in _POSTGRES_PASS)
+    ]
+    if unseen:
+        raise pytest.UsageError(
+            "these tests use the database without the django_db marker, so the "
+            f"PostgreSQL pass (make test) would skip them: {', '.join(unseen)}"
+        )
     items.sort(key=lambda item: item.get_closest_marker("integration") is not None)

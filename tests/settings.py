@@ -79,7 +79,8 @@ else:
     }
 
 CELERY_BROKER_URL = brokers.url()
-CELERY_RESULT_BACKEND = "tasktrail"
+# tests/integration/test_beside_redis_backend.py starts workers on Celery's Redis backend.
+CELERY_RESULT_BACKEND = os.environ.get("TT_RESULT_BACKEND", "tasktrail")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TT_QUEUE", "celery")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -90,7 +91,7 @@ TASKTRAIL: dict[str, object] = {
 }
 if not brokers.is_redis(CELERY_BROKER_URL):
     # The Redis notifier's tests still have a Redis to publish through.
-    TASKTRAIL["REDIS_URL"] = brokers.REDIS_DEFAULT
+    TASKTRAIL["REDIS_URL"] = brokers.spare_redis()
 if "TT_NOTIFY" in os.environ:
     # Live tests start workers that publish through a given notifier.
     TASKTRAIL["NOTIFY"] = os.environ["TT_NOTIFY"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import django
+import pytest
 
 
 def pytest_configure(config: Any) -> None:
@@ -28,3 +29,14 @@ def pytest_unconfigure(config: Any) -> None:
 
     if django.apps.apps.ready:
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_parameters() -> dict[str, Any]:
+    """The session worker gets a minute to answer its first ping, not Celery's 10 s.
+
+    Why: on a loaded 2-core machine, three runs starting at once on RabbitMQ missed
+    the 10 s, and the worker that failed to start kept its consumer: every later test's
+    setup timed out too (django-db: 6 passed, 293 errors).
+    """
+    return {"ping_task_timeout": 60.0}

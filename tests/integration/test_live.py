@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import AsyncClient, override_settings
 
 import tasktrail
-from tasktrail import conf
+from tasktrail import conf, notify
 from tests.sse import events
 from tests.testapp import tasks
 
@@ -46,6 +46,9 @@ def notifier_queue(
         start_worker("live-redis", queue, env={"TT_NOTIFY": "redis"})
     live = {**settings.TASKTRAIL, "NOTIFY": request.param, "POLL_INTERVAL": 0.05}
     with override_settings(TASKTRAIL=live):
+        # This process now listens as a web process started with these settings, which
+        # chose its notifier (and loaded its client: notify.install) at start-up.
+        notify.backend()
         yield queue
 
 

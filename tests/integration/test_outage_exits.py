@@ -26,6 +26,7 @@ from tasktrail import conf
 from tasktrail.models import Task
 from tests.faults import FaultProxy
 from tests.testapp import tasks
+from tests.testapp.celeryapp import app
 
 from .conftest import ARTIFACTS, ROOT, WORKER_PYTHONPATH, WorkerProcess, unique_queue, wait_for
 from .test_outages import finished, ids_logged
@@ -189,15 +190,15 @@ for i in range(60):
 def test_a_full_buffer_keeps_the_backoff_during_an_outage() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs a PostgreSQL that refuses; run with TT_DB=postgres")
-    import redis
-
     queue = unique_queue("flood")
     # Nothing listens on port 1: every attempt is refused at once.
     sender = subprocess.run(
         [sys.executable, "-c", _FLOOD, queue], env=_producer_env(1), capture_output=True,
         text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
+    # The 60 messages no worker will take: the queue goes, on Redis or RabbitMQ.
+    with app.connection_for_write() as broker:
+        broker.default_channel.queue_delete(queue)
     assert sender.returncode == 0, sender.stderr
     attempts = sender.stderr.count("flush failed; keeping")
     # 60 tasks over 6 s, the buffer full after 5: the backoff (0.09, 0.23, 0.51, 1.07,

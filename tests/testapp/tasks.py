@@ -57,6 +57,14 @@ def celery_progress_style(self: Any, steps: int) -> str:
     return "done"
 
 
+@shared_task(bind=True)
+def holds_progress(self: Any, seconds: float) -> str:
+    """Half done through ``update_state``, held there: long enough to be read mid-run."""
+    self.update_state(state="PROGRESS", meta={"current": 1, "total": 2, "description": "half"})
+    time.sleep(seconds)
+    return "done"
+
+
 @shared_task
 def returns_set() -> Any:
     return {1, 2, 3}

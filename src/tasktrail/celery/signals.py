@@ -5,6 +5,8 @@ records ``PENDING``. Worker-side: ``task_received`` (main process) records
 ``RECEIVED``, ``task_prerun`` records ``STARTED`` (no ``task_track_started``
 needed). Outcomes arrive through the result backend when tasktrail is the backend;
 otherwise (or for ``ignore_result`` tasks) through the outcome signals below.
+Beside another result backend, the custom states a task sets with ``update_state``
+are recorded from that backend's ``store_result`` (:mod:`.beside`).
 ``task_rejected`` (and undecodable bodies, see ``_worker_ready``) turn a message the
 worker refused into ``FAILURE``. ``worker_init``
 applies retry policies and starts the worker's upkeep thread; ``worker_shutdown`` stops it.
@@ -17,8 +19,8 @@ from typing import Any
 from celery import current_app, current_task, signals
 from celery import states as celery_states
 
-from .. import conf, options, owner, store
-from . import received, recorder, retry, upkeep
+from .. import conf, notify, options, owner, store
+from . import beside, received, recorder, retry, upkeep
 
 
 def _recorded_by_backend(task: Any) -> bool:
@@ -72,6 +74,7 @@ def _received(request: Any = None, **_: Any) -> None:
 def _prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     if task is not None and task_id:
         recorder.started(task, task_id)
+        beside.watch(task)
 
 
 def _retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
@@ -128,6 +131,9 @@ def _worker_init(sender: Any = None, **_: Any) -> None:
     # The main process, before the pool forks: what is set up here the pool inherits.
     if sender is not None:
         retry.apply(sender.app)
+        # The notifier (and its client library) chosen once here, not by each pool
+        # process on its first flush, which would hold that flush up for the import.
+        notify.backend()
         upkeep.start(sender.app, sender.hostname)
 
 

@@ -25,28 +25,35 @@ from .hub import Hub, Mailbox, for_loop
 __all__ = ["Hub", "Mailbox", "Notifier", "backend", "hub", "install", "version"]
 
 
-def _redis_url(settings: conf.Settings) -> str | None:
-    if settings.REDIS_URL:
-        return settings.REDIS_URL
+def _celery_broker() -> object:
     from celery import current_app
 
-    broker = current_app.conf.broker_url
+    return current_app.conf.broker_url
+
+
+def _redis_url(settings: conf.Settings, broker: object) -> str | None:
+    if settings.REDIS_URL:
+        return settings.REDIS_URL
     if isinstance(broker, str) and broker.startswith(("redis://", "rediss://")):
         return broker
     return None
 
 
-def _automatic(settings: conf.Settings) -> str:
+def _choice(settings: conf.Settings, broker: object) -> str:
+    """The notifier's name for these settings and this Celery broker URL."""
+    if settings.NOTIFY != "auto":
+        return settings.NOTIFY
     if connections[settings.DATABASE].vendor == "postgresql":
         return "postgres"
-    return "redis" if _redis_url(settings) else "polling"
+    return "redis" if _redis_url(settings, broker) else "polling"
 
 
 @functools.cache
 def backend() -> Notifier:
     """This process's notifier, chosen once (at first use, when Celery's app is loaded)."""
     settings = conf.get()
-    name = settings.NOTIFY if settings.NOTIFY != "auto" else _automatic(settings)
+    broker = _celery_broker()
+    name = _choice(settings, broker)
     if name == "postgres":
         from .postgres import PostgresNotifier
 
@@ -54,7 +61,7 @@ def backend() -> Notifier:
     if name == "redis":
         from .redis import RedisNotifier
 
-        url = _redis_url(settings)
+        url = _redis_url(settings, broker)
         if url is None:
             raise ValueError("TASKTRAIL['NOTIFY'] is 'redis' but no REDIS_URL is set")
         # Channels are global to a Redis server: one per database keeps projects apart.
@@ -72,6 +79,12 @@ def _publish(rows: list[dict[str, Any]]) -> None:
 def install() -> None:
     """Publish every write of this process (called by the app config)."""
     store.on_write(_publish)
+    # When the settings alone name Redis (Celery's app may not be loaded yet; a Redis
+    # broker has kombu load redis-py anyway), its client is loaded at start-up.
+    if _choice(conf.get(), None) == "redis":
+        from .redis import load_client
+
+        load_client()
 
 
 def hub() -> Hub:

@@ -17,10 +17,22 @@ QUIET_AFTER_FAILURE = 5.0
 _TIMEOUT = 1.0
 
 
+def load_client() -> None:
+    """Import redis-py, where the notifier is chosen (a worker chooses before it forks
+    its pool) or at start-up, not on the first publish or stream.
+
+    Why: importing redis-py 8 took 2.0 s on a loaded 2-core machine, all of it on the
+    flush thread, which held that process's writes (a task's progress) and the first
+    stream's subscription behind it; a Redis broker hid this, as kombu imports it.
+    """
+    import redis  # noqa: F401
+
+
 class RedisNotifier(Notifier):
     name = "redis"
 
     def __init__(self, url: str, channel: str) -> None:
+        load_client()
         self.url = url
         self.channel = channel
         self._reset()
