@@ -71,6 +71,24 @@ class TaskTrailBackend(BaseBackend):
         )
         return encoded
 
+    def wait_for(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        on_interval: Any = None,
+    ) -> Any:
+        # AsyncResult.get() checks the result's parents (on_interval) before its own
+        # state, as with Celery's Redis backend: a chord whose header failed raises the
+        # header task's error, not its callback's ChordError (which, with the native
+        # join, is stored before get() first looks).
+        if on_interval is not None:
+            on_interval()
+        return super().wait_for(
+            task_id, timeout=timeout, interval=interval, no_ack=no_ack, on_interval=on_interval
+        )
+
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         meta = store.celery_meta(task_id)
         if meta is None:
@@ -145,7 +163,12 @@ class TaskTrailBackend(BaseBackend):
             # callback went already.
             logger.warning("tasktrail: chord %s counted %d of %d parts", group_id, done, total)
             return
-        self._complete_chord(group_id, maybe_signature(request.chord, app=self.app))
+        try:
+            self._complete_chord(group_id, maybe_signature(request.chord, app=self.app))
+        finally:
+            # What completing wrote (a failed callback, the chain after it failed too)
+            # lands now, not a flush interval after the header's failure shows.
+            store.sync()
 
     def _complete_chord(self, group_id: str, callback: Any) -> None:
         app = self.app

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..exceptions import TaskNotFound
 from .expiry import delete_expired
-from .groups import chord_added, chord_applied, chord_part, chord_size
+from .groups import chord_added, chord_applied, chord_part, chord_size, save_chain
 from .groups import delete as delete_group
 from .groups import restore as restore_group
 from .groups import save as save_group
@@ -49,6 +49,7 @@ __all__ = [
     "recent",
     "record",
     "restore_group",
+    "save_chain",
     "save_group",
     "settle",
     "sync",

@@ -147,6 +147,27 @@ def counts(group_id: str, without: str = "") -> dict[str, int]:
     return {state: n for state, n in found}
 
 
+def _owners(rows: Any) -> set[Any]:
+    # A record nobody sent has no owner to tell: a chord's callback that Celery failed
+    # before sending it (a header task failed) is written by the backend alone.
+    found = set(rows.exclude(sent_at=None, owner=None).values_list("owner", flat=True).distinct())
+    return found if found or not rows.exists() else {None}
+
+
+def owners(group_id: str) -> set[Any]:
+    """The owners of the group's tasks (its chord's callback included); a group none
+    of whose tasks was sent by someone is ``{None}``, an unknown one empty."""
+    if not ids.valid(group_id):
+        return set()
+    return _owners(tasks().filter(group_id=group_id).exclude(group_id=""))
+
+
+def owners_of(task_ids: Sequence[str]) -> set[Any]:
+    """The owners of those of ``task_ids`` recorded (a chain's steps), as :func:`owners`."""
+    wanted = [task_id for task_id in task_ids if ids.valid(task_id)]
+    return _owners(tasks().filter(task_id__in=wanted)) if wanted else set()
+
+
 # -- chains ---------------------------------------------------------------------------
 
 
@@ -179,15 +200,22 @@ def save_chain(
     ChainStep.objects.using(alias()).bulk_create(rows, ignore_conflicts=True)
 
 
-def chain(task_id: str) -> tuple[str, list[Step]] | None:
-    """The chain ``task_id`` is a step of: its id and its steps in order; or ``None``."""
+def chain_id(task_id: str) -> str | None:
+    """The id of the chain ``task_id`` is a step of, or ``None``: one primary-key read."""
     from ..models import ChainStep
 
     if not ids.valid(task_id):
         return None
-    table = ChainStep.objects.using(alias())
-    chain_id = table.filter(task_id=task_id).values_list("chain_id", flat=True).first()
-    if chain_id is None:
+    found = ChainStep.objects.using(alias()).filter(task_id=task_id)
+    return found.values_list("chain_id", flat=True).first()
+
+
+def chain(task_id: str) -> tuple[str, list[Step]] | None:
+    """The chain ``task_id`` is a step of: its id and its steps in order; or ``None``."""
+    from ..models import ChainStep
+
+    found_id = chain_id(task_id)
+    if found_id is None:
         return None
-    found = table.filter(chain_id=chain_id).order_by("position")
-    return chain_id, [Step(s.task_id, s.position, s.name) for s in found]
+    found = ChainStep.objects.using(alias()).filter(chain_id=found_id).order_by("position")
+    return found_id, [Step(s.task_id, s.position, s.name) for s in found]
