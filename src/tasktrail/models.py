@@ -171,9 +171,9 @@ class Chord(models.Model):
 
     Celery's ``on_chord_part_return`` adds one to ``done`` per header task that
     finishes (one ``UPDATE ... RETURNING``, atomic on SQLite and PostgreSQL); the
-    task whose addition makes it ``size + added`` sends the callback. The row stays
-    after that (later duplicates count past the total and send nothing) until it
-    expires with the chord's saved group.
+    task whose addition makes it ``size + added`` sends the callback, unless a header
+    task failed first (``failed_at``). The row stays after that (later duplicates
+    count past the total and send nothing) until it expires with the chord's group.
     """
 
     group_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
@@ -184,6 +184,9 @@ class Chord(models.Model):
     #: Tasks added to the header while it ran (``Task.add_to_chord``).
     added = models.IntegerField(db_default=0)
     done = models.IntegerField(db_default=0)
+    #: When a header task failed and so failed the chord (its callback, and the chain
+    #: after it); set once, by the first failure.
+    failed_at = models.DateTimeField(null=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, db_index=True)
 

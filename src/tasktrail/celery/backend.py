@@ -8,12 +8,14 @@ and tasktrail's own API read the same record.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Celery, maybe_signature
 from celery import states as celery_states
 from celery.backends.base import BaseBackend
 from celery.exceptions import ChordError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import GroupResult, allow_join_result, result_from_tuple
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, InterfaceError
@@ -79,15 +81,23 @@ class TaskTrailBackend(BaseBackend):
         no_ack: bool = True,
         on_interval: Any = None,
     ) -> Any:
-        # AsyncResult.get() checks the result's parents (on_interval) before its own
-        # state, as with Celery's Redis backend: a chord whose header failed raises the
-        # header task's error, not its callback's ChordError (which, with the native
-        # join, is stored before get() first looks).
-        if on_interval is not None:
-            on_interval()
-        return super().wait_for(
-            task_id, timeout=timeout, interval=interval, no_ack=no_ack, on_interval=on_interval
-        )
+        """Celery's polling wait, but the result's parents are checked (``on_interval``)
+        after each read *before* a ready result is returned, as Celery's Redis backend
+        does: a chord whose header failed raises the header task's error, not the
+        callback's ChordError, however soon the callback failed."""
+        self._ensure_not_eager()  # type: ignore[attr-defined]
+        elapsed = 0.0
+        while True:
+            meta = self.get_task_meta(task_id)
+            if on_interval is not None:
+                on_interval()
+            if meta["status"] in celery_states.READY_STATES:
+                return meta
+            if timeout is not None and elapsed >= timeout:
+                raise CeleryTimeoutError("The operation timed out.")
+            nap = interval if timeout is None else min(interval, timeout - elapsed)
+            time.sleep(nap)
+            elapsed += nap
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         meta = store.celery_meta(task_id)
@@ -123,9 +133,9 @@ class TaskTrailBackend(BaseBackend):
     # every header result once a second until all are ready (bench/chords.py: about
     # 1 s from the last header task to the callback, and a poll of N reads a second).
     # Here each header task adds one to the chord's row as it finishes, and the one
-    # that completes the count sends the callback at once. As Celery's Redis backend:
-    # the size comes from set_chord_size, a failed header task makes the callback fail
-    # with a ChordError naming it, once the whole header has returned.
+    # that completes the count sends the callback at once. As Celery's Redis backend,
+    # the size comes from set_chord_size and a failed header task makes the callback
+    # fail with a ChordError naming it; here at once, not after the rest of the header.
 
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
         self.ensure_chords_allowed()
@@ -152,10 +162,18 @@ class TaskTrailBackend(BaseBackend):
         group_id, task_id = request.group, request.id
         if not group_id or not task_id:
             return
+        now = timezone.now()
+        if state in celery_states.PROPAGATE_STATES and store.chord_failed(group_id, now):
+            # The first header task to fail fails the chord at once, and its failure
+            # lands in the same write as the callback's and the chain's after it: no
+            # reader sees the header failed while what follows still reads PENDING.
+            # (Celery's Redis backend waits for the rest of the header first; the
+            # callback's ChordError names the failed task the same way.)
+            self._fail_chord(group_id, task_id, result, request)
         # This task's outcome is written before it counts: the task that completes the
         # count reads every header result from the database.
         store.settle(task_id)
-        done, total = store.chord_part(group_id, timezone.now())
+        done, total = store.chord_part(group_id, now)
         if total is None or done < total:
             return
         if done > total:
@@ -168,6 +186,17 @@ class TaskTrailBackend(BaseBackend):
         finally:
             # What completing wrote (a failed callback, the chain after it failed too)
             # lands now, not a flush interval after the header's failure shows.
+            store.sync()
+
+    def _fail_chord(self, group_id: str, task_id: str, exc: Any, request: Any) -> None:
+        reason = f"Dependency {task_id} raised {exc!r}"
+        logger.error("tasktrail: chord %s: %s", group_id, reason)
+        error = ChordError(reason)
+        if isinstance(exc, BaseException):
+            error.__cause__ = exc
+        try:
+            self.chord_error_from_stack(maybe_signature(request.chord, app=self.app), error)
+        finally:
             store.sync()
 
     def _complete_chord(self, group_id: str, callback: Any) -> None:

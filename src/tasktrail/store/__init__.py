@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..exceptions import TaskNotFound
 from .expiry import delete_expired
-from .groups import chord_added, chord_applied, chord_part, chord_size, save_chain
+from .groups import chord_added, chord_applied, chord_failed, chord_part, chord_size, save_chain
 from .groups import delete as delete_group
 from .groups import restore as restore_group
 from .groups import save as save_group
@@ -33,6 +33,7 @@ __all__ = [
     "celery_meta",
     "chord_added",
     "chord_applied",
+    "chord_failed",
     "chord_part",
     "chord_size",
     "close",

@@ -61,6 +61,7 @@ class Join:
     size: int | None
     added: int
     done: int
+    failed: bool = False
 
     @property
     def total(self) -> int | None:
@@ -74,7 +75,7 @@ def _upsert(group_id: str, now: datetime, update: str, extra: dict[str, Any]) ->
         f"INSERT INTO {CHORD_TABLE} ({', '.join(columns)}) "
         f"VALUES ({', '.join(['%s'] * len(values))}) "
         f"ON CONFLICT (group_id) DO UPDATE SET {update} "
-        "RETURNING done, size, added"
+        "RETURNING done, size, added, failed_at"
     )
     with connections[alias()].cursor() as cursor:
         cursor.execute(sql, values)
@@ -89,7 +90,7 @@ def chord_applied(
     _upsert(
         group_id,
         now,
-        "callback_id = excluded.callback_id, size = NULL, added = 0, done = 0, "
+        "callback_id = excluded.callback_id, size = NULL, added = 0, done = 0, failed_at = NULL, "
         "created_at = excluded.created_at, expires_at = excluded.expires_at",
         {"callback_id": callback_id, "expires_at": expires_at, "done": 0, "added": 0},
     )
@@ -106,11 +107,22 @@ def chord_added(group_id: str, now: datetime) -> None:
 
 
 def chord_part(group_id: str, now: datetime) -> tuple[int, int | None]:
-    """One header task returned: the count now, and the total (``None`` if unknown)."""
-    done, size, added = _upsert(
+    """One header task returned: the count now, and the total (``None`` if unknown,
+    and once a header task failed the chord: nothing is left to send)."""
+    done, size, added, failed_at = _upsert(
         group_id, now, f"done = {CHORD_TABLE}.done + 1", {"done": 1, "added": 0}
     )
-    return int(done), None if size is None else int(size) + int(added)
+    if size is None or failed_at is not None:
+        return int(done), None
+    return int(done), int(size) + int(added)
+
+
+def chord_failed(group_id: str, now: datetime) -> bool:
+    """A header task failed: whether it is the first to (it then fails the chord)."""
+    sql = f"UPDATE {CHORD_TABLE} SET failed_at = %s WHERE group_id = %s AND failed_at IS NULL"
+    with connections[alias()].cursor() as cursor:
+        cursor.execute(sql, [now, group_id])
+        return bool(cursor.rowcount == 1)
 
 
 def join(group_id: str) -> Join | None:
@@ -122,7 +134,9 @@ def join(group_id: str) -> Join | None:
     row = Chord.objects.using(alias()).filter(group_id=group_id).first()
     if row is None:
         return None
-    return Join(row.group_id, row.callback_id, row.size, row.added, row.done)
+    return Join(
+        row.group_id, row.callback_id, row.size, row.added, row.done, row.failed_at is not None
+    )
 
 
 # -- groups as one unit ---------------------------------------------------------------
