@@ -189,7 +189,8 @@ class GroupStatus:
     def ready(self) -> bool:
         """Every member finished, and a chord's callback too."""
         if self.kind == CHORD:
-            return self.callback is not None and self.callback.ready
+            # A failed header task fails the callback at once; the others still run.
+            return self.header_ready and self.callback is not None and self.callback.ready
         return self.header_ready
 
     @property
