@@ -152,3 +152,19 @@ def test_a_canvas_is_seen_as_its_least_visible_task() -> None:
     record("a3", "SUCCESS", group_id="ga", owner_id=alice.pk, sent_at=timezone.now())
     store.sync()
     assert "result" not in client.get("/tasktrail/groups/ga/status/").json()
+
+
+def test_chords_joins_and_chains_steps_expire_with_the_groups() -> None:
+    from tasktrail import services
+    from tasktrail.models import ChainStep, Chord
+
+    now = timezone.now()
+    past, future = now - timedelta(hours=1), now + timedelta(days=1)
+    groups.chord_applied("old", "cb", now - timedelta(days=2), past)
+    groups.chord_applied("new", "cb", now, future)
+    groups.save_chain("c-old", [("c-old", "a"), ("c-old-2", "b")], now, past)
+    groups.save_chain("c-new", [("c-new", "a")], now, future)
+    assert services.cleanup(dry_run=True, now=now).groups == 3
+    assert services.cleanup(now=now).groups == 3
+    assert list(Chord.objects.values_list("group_id", flat=True)) == ["new"]
+    assert list(ChainStep.objects.values_list("task_id", flat=True)) == ["c-new"]
