@@ -39,6 +39,11 @@ class TaskTrailBackend(BaseBackend):
     # AsyncResult.get() polls; a short interval keeps .get() latency low and each
     # poll is a primary-key read.
     subpolling_interval = 0.05
+    # Celery's flag for ResultSet.join_native (a bulk read of many results per poll,
+    # through get_many), not for chords: tasktrail has no get_many, so GroupResult.get()
+    # polls member by member (one primary-key read each). Chords join natively anyway,
+    # through on_chord_part_return below.
+    supports_native_join = False
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
         super().__init__(app, url=url, **kwargs)
