@@ -62,3 +62,16 @@ def _barrier(parties: int, timeout: int = 60) -> None:
     if counter().incr(BARRIER_KEY) == parties:
         counter().rpush(BARRIER_KEY + ":go", *range(parties))
     counter().blpop([BARRIER_KEY + ":go"], timeout)
+
+
+@app.task(name="bench.chord_part")
+def chord_part(i: int) -> int:
+    """A chord's header task: notes when it ended (the chord bench's clock)."""
+    counter().zadd(COUNTER_KEY + ":ended", {str(i): time.time()})
+    return i
+
+
+@app.task(name="bench.chord_callback")
+def chord_callback(values: list[int]) -> float:
+    """A chord's callback: when it started."""
+    return time.time()

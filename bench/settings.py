@@ -66,5 +66,8 @@ elif _SCENARIO.backend == "django-db":
     CELERY_RESULT_EXTENDED = True
 else:
     CELERY_RESULT_BACKEND = "tasktrail"
+    if os.environ.get("BENCH_CHORD_UNLOCK"):
+        # bench/chords.py: tasktrail without its native chord join (Celery's polling).
+        CELERY_RESULT_BACKEND = "bench.chords:UnlockBackend"
     # Defaults unless an experiment overrides some (``--tasktrail-settings``).
     TASKTRAIL = json.loads(os.environ.get("BENCH_TASKTRAIL", "{}"))

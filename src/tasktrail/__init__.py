@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from .api import Reporter, attempts, get, history, progress, recent, reporter, status_url
+from .api import (
+    Reporter,
+    attempts,
+    chain,
+    get,
+    group,
+    history,
+    progress,
+    recent,
+    reporter,
+    status_url,
+)
 from .exceptions import InvalidState, PayloadError, TaskNotFound
 from .owner import owned_by
-from .records import Attempt, Progress, TaskError, TaskRecord, Transition
+from .records import (
+    Attempt,
+    ChainStatus,
+    GroupStatus,
+    Progress,
+    Step,
+    TaskError,
+    TaskRecord,
+    Transition,
+)
 
 #: The one place the version is written: pyproject.toml reads it (hatch's dynamic
 #: version), so the wheel's metadata and ``tasktrail.__version__`` cannot differ.
@@ -13,17 +33,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Attempt",
+    "ChainStatus",
+    "GroupStatus",
     "InvalidState",
     "PayloadError",
     "Progress",
     "Reporter",
+    "Step",
     "TaskError",
     "TaskNotFound",
     "TaskRecord",
     "Transition",
     "__version__",
     "attempts",
+    "chain",
     "get",
+    "group",
     "history",
     "owned_by",
     "progress",

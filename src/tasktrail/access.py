@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -161,10 +161,35 @@ class _Viewer:
     def level(self, task_id: str, known: store.Identity, link: _Link | None) -> Level:
         if self.staff:
             return Level.STAFF
-        owns = known.owner_id is not None and str(known.owner_id) == self.pk
-        if owns or self.sees_all or (link is not None and link.names(task_id, known)):
+        if self.owns(known.owner_id) or (link is not None and link.names(task_id, known)):
             return Level.VIEWER
         return Level.NONE
+
+    def owns(self, owner_id: Any) -> bool:
+        """Whether a task of ``owner_id`` is open to this viewer without a link."""
+        return self.sees_all or (owner_id is not None and str(owner_id) == self.pk)
+
+    def by_owner(self, owner_id: Any) -> Level:
+        if self.staff:
+            return Level.STAFF
+        return Level.VIEWER if self.owns(owner_id) else Level.NONE
+
+
+def viewer(user: Any) -> _Viewer:
+    """What the rule needs of ``user``, read once, before any task is (see
+    :func:`canvas_level`)."""
+    return _Viewer.of(user)
+
+
+def canvas_level(seen_by: _Viewer, owners: Collection[Any]) -> Level:
+    """What a viewer may see of a group, chord or chain: what they may see of the task
+    in it they may see least of, by the rule for a task without a link (staff see all;
+    holders of ``VIEW_PERMISSION`` see all as owners do; an owner sees a canvas every
+    task of which is theirs). ``owners`` are the owners of its recorded tasks; none
+    recorded is ``NONE``, so an unknown canvas and a hidden one look the same.
+    Signed links name one task, never a canvas: none opens one.
+    """
+    return min((seen_by.by_owner(o) for o in owners), default=Level.NONE)
 
 
 def lookup(task_id: str, user: Any, token: str | None = None) -> tuple[TaskRecord, Level]:

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from .exceptions import PayloadError
-from .records import Attempt, TaskRecord, Transition
+from .records import Attempt, ChainStatus, GroupStatus, TaskRecord, Transition
 
 
 def get(task_id: str) -> TaskRecord:
@@ -39,6 +39,29 @@ def attempts(task_id: str) -> list[Attempt]:
     if not found:
         store.get(task_id)
     return runs.from_history(found)
+
+
+def group(group_id: str) -> GroupStatus:
+    """A group or chord as one unit: its members' states, counts, progress
+    (``7 of 10 done, 1 failed``), a chord's callback and the result once complete.
+
+    ``group_id`` is ``group(...).apply_async().id``; for a chord, its header's
+    (``chord_result.parent.id``, or ``tasktrail.get(callback_id).group_id``). Raises
+    :class:`tasktrail.TaskNotFound` if no task of it was recorded.
+    """
+    from . import canvas
+
+    return canvas.group(group_id)
+
+
+def chain(task_id: str) -> ChainStatus:
+    """A chain as one unit, from any step's id (e.g. the id ``chain(...).apply_async()``
+    returns, its last step's): its steps in order, which one runs now, the result once
+    complete. Raises :class:`tasktrail.TaskNotFound` if no chain has that step.
+    """
+    from . import canvas
+
+    return canvas.chain(task_id)
 
 
 def recent(limit: int = 50, **filters: Any) -> list[TaskRecord]:

@@ -166,6 +166,61 @@ class GroupResult(models.Model):
         return self.group_id
 
 
+class Chord(models.Model):
+    """A chord's join: how many of its header tasks have returned, of how many.
+
+    Celery's ``on_chord_part_return`` adds one to ``done`` per header task that
+    finishes (one ``UPDATE ... RETURNING``, atomic on SQLite and PostgreSQL); the
+    task whose addition makes it ``size + added`` sends the callback, unless a header
+    task failed first (``failed_at``). The row stays after that (later duplicates
+    count past the total and send nothing) until it expires with the chord's group.
+    """
+
+    group_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
+    #: The chord's callback (its body), as frozen when the chord was applied.
+    callback_id = models.CharField(max_length=ids.MAX_LENGTH, blank=True, db_default="")
+    #: Header tasks, as Celery counts them (``set_chord_size``); NULL until it says.
+    size = models.IntegerField(null=True)
+    #: Tasks added to the header while it ran (``Task.add_to_chord``).
+    added = models.IntegerField(db_default=0)
+    done = models.IntegerField(db_default=0)
+    #: When a header task failed and so failed the chord (its callback, and the chain
+    #: after it); set once, by the first failure.
+    failed_at = models.DateTimeField(null=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, db_index=True)
+
+    class Meta:
+        db_table = "tasktrail_chord"
+
+    def __str__(self) -> str:
+        return f"chord {self.group_id}: {self.done}/{self.size}"
+
+
+class ChainStep(models.Model):
+    """One step of a chain, learned when its first task is published.
+
+    Celery sends a chain's later steps only when the earlier ones finish; until then
+    they travel in the message's ``chain`` option, which is read once, at the first
+    step's publish, so every step (and so the chain) can be found by its id at once.
+    """
+
+    task_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
+    #: The chain's first task (its ``root_id``): one id for the whole chain.
+    chain_id = models.CharField(max_length=ids.MAX_LENGTH, db_index=True)
+    position = models.IntegerField()
+    #: The task's name, or ``group``/``chord`` for a step that is one.
+    name = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, db_index=True)
+
+    class Meta:
+        db_table = "tasktrail_chain_step"
+
+    def __str__(self) -> str:
+        return f"{self.chain_id} step {self.position}: {self.task_id}"
+
+
 class Worker(models.Model):
     """A worker's heartbeat: one row per worker hostname, refreshed while it runs."""
 

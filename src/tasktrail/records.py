@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -137,3 +138,178 @@ class Action:
     #: Who did it, as their username read at the time ("" when not a logged-in user).
     by: str
     detail: dict[str, Any]
+
+
+#: A canvas's kinds, as :class:`GroupStatus` and the chain steps name them.
+GROUP, CHORD = "group", "chord"
+
+
+def _summary(done: int, total: int, failed: int, noun: str = "") -> str:
+    text = f"{done} of {total}{noun} done"
+    return f"{text}, {failed} failed" if failed else text
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """A group (or a chord's header, with its callback) as one unit."""
+
+    id: str
+    kind: str
+    #: Up to :data:`MEMBERS_SHOWN` members, in the group's order when it was saved
+    #: (``GroupResult.save()``, and every chord), else in the order they were sent.
+    members: tuple[TaskRecord, ...]
+    #: How many tasks the group has: Celery's count for a chord, the saved group's
+    #: size, else those recorded so far.
+    total: int
+    #: Members by state, every recorded member counted.
+    counts: Mapping[str, int]
+    #: The chord's callback: its id from the join, its record once sent.
+    callback_id: str = ""
+    callback: TaskRecord | None = None
+
+    @property
+    def done(self) -> int:
+        """Members that finished, however they ended."""
+        return sum(n for state, n in self.counts.items() if states.is_done(state))
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts.get(state, 0) for state in states.UNSUCCESSFUL)
+
+    @property
+    def running(self) -> int:
+        return sum(
+            n for state, n in self.counts.items() if states.phase(state) is states.Phase.RUNNING
+        )
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.total - self.done - self.running)
+
+    @property
+    def header_ready(self) -> bool:
+        return self.total > 0 and self.done >= self.total
+
+    @property
+    def ready(self) -> bool:
+        """Every member finished, and a chord's callback too."""
+        if self.kind == CHORD:
+            # A failed header task fails the callback at once; the others still run.
+            return self.header_ready and self.callback is not None and self.callback.ready
+        return self.header_ready
+
+    @property
+    def state(self) -> str:
+        """One state for the whole: ``SUCCESS`` once every part succeeded, ``FAILURE``
+        once it finished with a part unsuccessful, ``STARTED`` while any part ran or
+        finished, else ``PENDING``."""
+        if self.ready:
+            callback_ok = self.callback is None or self.callback.state == states.SUCCESS
+            return states.SUCCESS if not self.failed and callback_ok else states.FAILURE
+        if self.done or self.running or (self.callback is not None):
+            return states.STARTED
+        return states.PENDING
+
+    @property
+    def progress(self) -> str:
+        """For people: ``7 of 10 done, 1 failed``."""
+        return _summary(self.done, self.total, self.failed)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * min(self.done, self.total) / self.total if self.total else 0.0
+
+    @property
+    def result(self) -> Any:
+        """Once it succeeded: the chord's callback's result, or the members' results in
+        order (``None`` while not complete, or when not every member is listed)."""
+        if self.state != states.SUCCESS:
+            return None
+        if self.callback is not None:
+            return self.callback.result
+        if len(self.members) < self.total:
+            return None
+        return [m.result for m in self.members]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a chain; ``record`` is ``None`` until Celery sends it."""
+
+    position: int
+    task_id: str
+    name: str
+    record: TaskRecord | None
+    #: A step that is a group or chord, as one unit.
+    group: GroupStatus | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.record is not None or self.group is not None
+
+    @property
+    def state(self) -> str:
+        if self.group is not None:
+            return self.group.state
+        return states.PENDING if self.record is None else self.record.state
+
+    @property
+    def ready(self) -> bool:
+        if self.group is not None:
+            return self.group.ready
+        return self.record is not None and self.record.ready
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """A chain: its steps in order, and which one runs now."""
+
+    id: str
+    steps: tuple[Step, ...]
+
+    @property
+    def done(self) -> int:
+        return sum(1 for s in self.steps if s.ready)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for s in self.steps if s.ready and s.state in states.UNSUCCESSFUL)
+
+    @property
+    def current(self) -> Step | None:
+        """The step running or next to run; ``None`` once the chain has finished."""
+        if self.ready:
+            return None
+        return next((s for s in self.steps if not s.ready), None)
+
+    @property
+    def ready(self) -> bool:
+        # A failed step ends the chain: Celery fails the steps after it at once.
+        return bool(self.steps) and (self.failed > 0 or all(s.ready for s in self.steps))
+
+    @property
+    def state(self) -> str:
+        if self.ready:
+            return states.FAILURE if self.failed else states.SUCCESS
+        return (
+            states.STARTED
+            if any(s.sent and s.state != states.PENDING for s in self.steps)
+            else states.PENDING
+        )
+
+    @property
+    def progress(self) -> str:
+        """For people: ``1 of 3 steps done``."""
+        return _summary(self.done, len(self.steps), self.failed, " steps")
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / len(self.steps) if self.steps else 0.0
+
+    @property
+    def result(self) -> Any:
+        """The last step's result, once the chain succeeded."""
+        if self.state != states.SUCCESS:
+            return None
+        last = self.steps[-1]
+        return last.group.result if last.group is not None else last.record and last.record.result

@@ -4,7 +4,7 @@ from urllib.parse import unquote
 
 from django.urls import path, register_converter
 
-from .web import dashboard, sse, views
+from .web import dashboard, groups, sse, views
 
 
 class TaskIdConverter:
@@ -48,4 +48,11 @@ urlpatterns = [
     path("tasks/<tasktrail_id:task_id>/", views.page, name="page"),
     path("tasks/<tasktrail_id:task_id>/status/", views.status, name="status"),
     path("tasks/<tasktrail_id:task_id>/events/", sse.events, name="events"),
+    # Groups, chords (by their header's group id) and chains (by any step's id).
+    path("groups/<tasktrail_id:group_id>/detail/", groups.group_detail, name="group_detail"),
+    path("groups/<tasktrail_id:group_id>/status/", groups.group_status, name="group_status"),
+    path("groups/<tasktrail_id:group_id>/events/", groups.group_events, name="group_events"),
+    path("chains/<tasktrail_id:task_id>/detail/", groups.chain_detail, name="chain_detail"),
+    path("chains/<tasktrail_id:task_id>/status/", groups.chain_status, name="chain_status"),
+    path("chains/<tasktrail_id:task_id>/events/", groups.chain_events, name="chain_events"),
 ]

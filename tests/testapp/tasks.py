@@ -259,3 +259,17 @@ def progress_alongside(group: str, parties: int, index: int, calls: int, via: st
 def add_ignoring_result(x: int, y: int) -> int:
     """Declared ``ignore_result``: Celery's view of it stays PENDING (tests/integration)."""
     return x + y
+
+
+@shared_task
+def total(values: list[int]) -> int:
+    """A chord's callback: the sum of its header's results."""
+    return sum(values)
+
+
+@shared_task
+def fails_on(x: int, bad: int) -> int:
+    """``x`` doubled, unless it is ``bad``: one failing member of a group."""
+    if x == bad:
+        raise ValueError(f"{x} is the bad one")
+    return x * 2

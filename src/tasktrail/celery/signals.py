@@ -20,7 +20,7 @@ from celery import current_app, current_task, signals
 from celery import states as celery_states
 
 from .. import conf, notify, options, owner, store
-from . import beside, received, recorder, retry, upkeep
+from . import beside, canvas, received, recorder, retry, upkeep
 
 
 def _recorded_by_backend(task: Any) -> bool:
@@ -64,6 +64,7 @@ def _published(
         None if task is None else retry.max_retries(task),
         options.show_result(task),
     )
+    canvas.published(current_app, headers, body)
 
 
 def _received(request: Any = None, **_: Any) -> None:

@@ -78,19 +78,22 @@ class Hub:
         self._backoff = _FIRST_BACKOFF
 
     @contextlib.asynccontextmanager
-    async def watch(self, task_id: str) -> AsyncIterator[Mailbox]:
-        """Receive ``task_id``'s record in the mailbox each time it changes."""
+    async def watch(self, *task_ids: str) -> AsyncIterator[Mailbox]:
+        """Receive the record of each of ``task_ids`` in one mailbox each time it
+        changes (a group's stream watches its members; the mailbox keeps the latest)."""
         self._start()
         mailbox = Mailbox()
-        self._watchers.setdefault(task_id, set()).add(mailbox)
+        for task_id in task_ids:
+            self._watchers.setdefault(task_id, set()).add(mailbox)
         try:
             yield mailbox
         finally:
-            watchers = self._watchers[task_id]
-            watchers.discard(mailbox)
-            if not watchers:
-                del self._watchers[task_id]
-                self._versions.pop(task_id, None)
+            for task_id in task_ids:
+                watchers = self._watchers[task_id]
+                watchers.discard(mailbox)
+                if not watchers:
+                    del self._watchers[task_id]
+                    self._versions.pop(task_id, None)
 
     def watching(self) -> int:
         return sum(len(w) for w in self._watchers.values())

@@ -21,7 +21,7 @@ from .db import tasks as _tasks
 from .sql import HISTORY_TABLE, TASK_TABLE
 
 if TYPE_CHECKING:
-    from ..models import GroupResult, Revocation, Worker
+    from ..models import ChainStep, Chord, GroupResult, Revocation, Worker
 
 #: How long the row of a worker that stopped (or went silent) stays listed.
 WORKERS_KEPT = timedelta(days=1)
@@ -38,6 +38,7 @@ class Expired:
     """What a cleanup deleted, or would delete."""
 
     tasks: int = 0
+    #: Saved groups, with chords' joins and chains' steps.
     groups: int = 0
     workers: int = 0
     revocations: int = 0
@@ -108,8 +109,12 @@ def delete_tasks(
 def delete_rest(now: datetime) -> Expired:
     """Delete expired groups, long-gone workers and revocations of deleted tasks."""
     groups, workers, revocations = _rest(now)
+    # Chords' joins and chains' steps expire as the saved groups do, counted with them.
+    canvas = sum(rows.delete()[0] for rows in _canvas(now))
     return Expired(
-        groups=groups.delete()[0], workers=workers.delete()[0], revocations=revocations.delete()[0]
+        groups=groups.delete()[0] + canvas,
+        workers=workers.delete()[0],
+        revocations=revocations.delete()[0],
     )
 
 
@@ -124,9 +129,19 @@ def count(now: datetime) -> Expired:
     groups, workers, revocations = _rest(now)
     return Expired(
         tasks=_tasks().filter(expires_at__lt=now).count(),
-        groups=groups.count(),
+        groups=groups.count() + sum(rows.count() for rows in _canvas(now)),
         workers=workers.count(),
         revocations=revocations.count(),
+    )
+
+
+def _canvas(now: datetime) -> tuple[QuerySet[Chord], QuerySet[ChainStep]]:
+    from ..models import ChainStep, Chord
+
+    alias = _alias()
+    return (
+        Chord.objects.using(alias).filter(expires_at__lt=now),
+        ChainStep.objects.using(alias).filter(expires_at__lt=now),
     )
 
 

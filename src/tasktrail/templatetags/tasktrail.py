@@ -1,4 +1,5 @@
 """``{% load tasktrail %}{% tasktrail_status task_id %}``: a live status for one task;
+``{% tasktrail_group group_id %}``: a live group bar for a group, chord or chain;
 ``{% tasktrail_asset name %}``: the URL of one of tasktrail's scripts or styles;
 ``tasktrail_seconds`` and ``tasktrail_duration``: durations for people."""
 
@@ -38,6 +39,22 @@ def tasktrail_status(
         "events_url": reverse("tasktrail:events", args=[task_id]) + query,
         "script_url": f"{reverse('tasktrail:script')}?v={script_source()[1]}",
         "style_url": tasktrail_asset("tasktrail.css"),
+    }
+
+
+@register.inclusion_tag("tasktrail/group_widget.html")
+def tasktrail_group(group_id: str, label: str = "", kind: str = "group") -> dict[str, Any]:
+    """A group bar: the group's (or chord's) progress, ``7 of 10 done, 1 failed``, a
+    mark per member and the outcome, kept live. ``kind="chain"`` shows the chain that
+    ``group_id`` (any step's id) is a step of, a mark per step. The viewer's own rights
+    apply, as for a task (see tasktrail.access.canvas_level)."""
+    route = "chain" if kind == "chain" else "group"
+    return {
+        "kind": route,
+        "label": label,
+        "status_url": reverse(f"tasktrail:{route}_status", args=[group_id]),
+        "events_url": reverse(f"tasktrail:{route}_events", args=[group_id]),
+        "script_url": f"{reverse('tasktrail:script')}?v={script_source()[1]}",
     }
 
 

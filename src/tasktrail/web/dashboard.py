@@ -32,7 +32,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from .. import access, ids, inputs, owner, runs, services, states, store
 from ..exceptions import TaskNotFound
-from ..store import audit, overview, queries
+from ..store import audit, groups, overview, queries
 from . import present, responses
 from .views import viewer
 
@@ -62,6 +62,11 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpR
     response = render(request, template, context)
     response["Cache-Control"] = responses.NO_STORE["Cache-Control"]
     return response
+
+
+#: The same rule and frame for the canvas pages (:mod:`.groups`).
+operator_level = _operator
+render_page = _page
 
 
 @require_GET
@@ -219,6 +224,7 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         "timeline": present.timeline(history, actions, visible, timezone.now()),
         "attempts": runs.from_history(history),
         "group": queries.group(record.group_id) if record.group_id else [],
+        "chain_id": groups.chain_id(task_id),
         "retry_links": _retry_links(actions),
         "owner_name": None if visible.owner_id is None else owner.username(visible.owner_id),
         "can_retry": services.retryable(record),

@@ -11,7 +11,7 @@ JSON status instead.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -37,14 +37,28 @@ HEADERS = {
 }
 
 
-def _lookup(request: HttpRequest, task_id: str, token: str | None) -> tuple[TaskRecord, Any]:
-    # Runs in a thread of the loop's shared pool, not one per request: the session and
-    # user are read there, and its connections follow CONN_MAX_AGE like a request's.
-    close_old_connections()
-    try:
-        return access.lookup(task_id, viewer(request), token)
-    finally:
+async def in_thread[T](function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a thread of the loop's shared pool, not one per request:
+    the session and user are read there, and its connections follow CONN_MAX_AGE
+    like a request's."""
+
+    def fresh() -> T:
         close_old_connections()
+        try:
+            return function(*args)
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(fresh, thread_sensitive=False)()
+
+
+def refused() -> HttpResponse:
+    """The answer under WSGI, where a stream would hold a worker thread: poll instead."""
+    return responses.json({"error": "live updates need an ASGI server; poll the status"}, 503)
+
+
+def _lookup(request: HttpRequest, task_id: str, token: str | None) -> tuple[TaskRecord, Any]:
+    return access.lookup(task_id, viewer(request), token)
 
 
 def _event(record: TaskRecord, allowed: access.Level) -> bytes:
@@ -55,12 +69,10 @@ def _event(record: TaskRecord, allowed: access.Level) -> bytes:
 @require_GET
 async def events(request: HttpRequest, task_id: str) -> HttpResponseBase:
     if not isinstance(request, ASGIRequest):
-        return responses.json({"error": "live updates need an ASGI server; poll the status"}, 503)
+        return refused()
     token = request.GET.get("token")
     try:
-        record, allowed = await sync_to_async(_lookup, thread_sensitive=False)(
-            request, task_id, token
-        )
+        record, allowed = await in_thread(_lookup, request, task_id, token)
     except TaskNotFound:
         return responses.not_found()
     seen = request.headers.get("Last-Event-ID")

@@ -150,10 +150,106 @@
     }
   }
 
+  /* ---- Group bar: a group, chord or chain as one unit ({% tasktrail_group id %}). ----
+   * Kept apart from the task widget above: its own markup ([data-tasktrail-group]),
+   * the group's JSON (web/groups.py), the same stream-then-poll fallback. Every
+   * update is dispatched as a "tasktrail:group" DOM event (detail: the status).
+   */
+  function describeGroup(status) {
+    let text = "Running";
+    if (status.ready) text = STATES[status.state] || status.state;
+    else if (status.state === "PENDING") text = STATES.PENDING;
+    return `${text}: ${status.progress}`;
+  }
+
+  function groupParts(status) {
+    if (status.kind === "chain") {
+      return status.steps.map((step) => ({
+        id: step.id,
+        state: step.sent ? step.state : "NOT_SENT",
+        title: `${step.position + 1}. ${step.name || "task"}: ${step.sent ? step.state : "not sent yet"}`,
+        current: status.current === step.position,
+      }));
+    }
+    const parts = status.members.map((member) => ({
+      id: member.id,
+      state: member.state,
+      title: `${member.name || "task"}: ${member.state}`,
+      current: false,
+    }));
+    if (status.kind === "chord") {
+      const callback = status.callback;
+      parts.push({
+        id: status.callback_id,
+        state: callback ? callback.state : "NOT_SENT",
+        title: `callback: ${callback ? callback.state : "waits for the header"}`,
+        current: false,
+        callback: true,
+      });
+    }
+    return parts;
+  }
+
+  function groupOutcome(status) {
+    const callback = status.callback;
+    if (callback && callback.error) return `${callback.error.type}: ${callback.error.message}`;
+    if ("result" in status) return `Result: ${JSON.stringify(status.result)}`;
+    return "";
+  }
+
+  class GroupBar extends Widget {
+    set(selector, text) {
+      // The task widget's "Not found" (a 404 while polling) goes to the group's state.
+      super.set(selector === ".tasktrail-state" ? ".tasktrail-group-state" : selector, text);
+    }
+
+    render(status) {
+      const root = this.root;
+      root.dataset.state = status.state;
+      root.dataset.ready = String(status.ready);
+      this.set(".tasktrail-group-state", describeGroup(status));
+      this.set(".tasktrail-group-progress", status.progress);
+      const bar = root.querySelector(".tasktrail-group-bar");
+      if (bar) {
+        bar.value = status.percent;
+        bar.setAttribute("aria-valuetext", status.progress);
+      }
+      const list = root.querySelector(".tasktrail-group-parts");
+      if (list) {
+        const parts = groupParts(status);
+        while (list.children.length > parts.length) list.lastElementChild.remove();
+        parts.forEach((part, i) => {
+          let item = list.children[i];
+          if (!item) {
+            item = document.createElement("li");
+            list.appendChild(item);
+          }
+          item.dataset.id = part.id;
+          item.dataset.state = part.state;
+          if (part.callback) item.dataset.callback = "";
+          if (part.current) item.setAttribute("aria-current", "step");
+          else item.removeAttribute("aria-current");
+          if (item.textContent !== part.title) item.textContent = part.title;
+        });
+      }
+      this.set(".tasktrail-group-outcome", groupOutcome(status));
+      this.done = status.ready;
+      root.dispatchEvent(new CustomEvent("tasktrail:group", { detail: status, bubbles: true }));
+    }
+  }
+
+  function scanGroups() {
+    document.querySelectorAll("[data-tasktrail-group]").forEach((root) => {
+      if (!root.tasktrail) root.tasktrail = new GroupBar(root);
+    });
+  }
+  /* ---- end of the group bar ---- */
+
   function scan() {
     document.querySelectorAll("[data-tasktrail-status]").forEach((root) => {
       if (!root.tasktrail) root.tasktrail = new Widget(root);
     });
+    scanGroups();
   }
 
   window.TaskTrail = { scan: scan };
