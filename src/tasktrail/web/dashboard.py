@@ -116,9 +116,9 @@ def _stream_url(
         query["counts"] = "1"
     if page is not None and page.tasks:
         newest = page.tasks[0]
-        query["since"] = queries.format_cursor((newest.updated_at, newest.id))
+        query["from"] = queries.format_cursor((newest.updated_at, newest.id))
     else:
-        query["since"] = f"{timezone.now().isoformat()},"
+        query["from"] = f"{timezone.now().isoformat()},"
     return f"{reverse('tasktrail:list_events')}?{query.urlencode()}"
 
 

@@ -92,8 +92,8 @@ def _follow(request: HttpRequest) -> Follow | JsonResponse:
 
 def _start(request: HttpRequest) -> queries.Cursor | None:
     """Where the stream starts: the last event seen, else the page's newest row (or,
-    for an empty page, the moment it was drawn: ``since=<moment>,``)."""
-    text = request.headers.get("Last-Event-ID") or request.GET.get("since", "")
+    for an empty page, the moment it was drawn: ``from=<moment>,``)."""
+    text = request.headers.get("Last-Event-ID") or request.GET.get("from", "")
     if text.endswith(","):
         try:
             moment = datetime.fromisoformat(text[:-1])

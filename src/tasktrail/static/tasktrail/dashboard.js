@@ -176,7 +176,7 @@
       this.source.onopen = () => { this.table.dataset.streaming = "1"; };
       this.source.onmessage = (event) => {
         heard = true;
-        if (event.lastEventId) this.url.searchParams.set("since", event.lastEventId);
+        if (event.lastEventId) this.url.searchParams.set("from", event.lastEventId);
         this.apply(JSON.parse(event.data));
       };
       this.source.onerror = () => {
@@ -197,7 +197,7 @@
         const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
         if (response.ok) {
           const data = await response.json();
-          this.url.searchParams.set("since", data.cursor);
+          this.url.searchParams.set("from", data.cursor);
           this.apply(data);
         }
       } catch (error) {
