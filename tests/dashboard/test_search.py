@@ -135,7 +135,7 @@ def test_the_overview_lists_take_the_search(users: dict[str, User]) -> None:
     running = html.split('id="tt-running"')[1].split("</table>")[0]
     assert _ids(running) == ["run-a"]
     assert _ids(html.split('id="tt-lost"')[1].split("</table>")[0]) == ["lost-a"]
-    assert "<details class=\"tt-overview-search\" open>" in html
+    assert '<details class="tt-overview-search" open>' in html
     everything = client.get("/tasktrail/").content.decode()
     assert set(_ids(everything.split('id="tt-running"')[1].split("</table>")[0])) == {
         "run-a",
