@@ -250,11 +250,11 @@ def newer(
     return [_record(r) for r in _newest_first(rows)[:limit]]
 
 
-def recent_bound(scan: int = SCAN) -> datetime | None:
-    """The ``updated_at`` of the ``scan``-th newest task (``None`` when there are fewer):
-    a search that has no index of its own stays within those rows."""
+def recent(scan: int = SCAN) -> Q:
+    """The newest ``scan`` tasks (all of them when there are fewer): where a search that
+    no index serves in list order stays, so it reads at most that many rows."""
     end = _scan_end(TaskFilter(), None, scan)
-    return None if end is None else end[0]
+    return Q() if end is None else Q(updated_at__gte=end[0])
 
 
 def admin_search(term: str, workers: bool) -> Q:
@@ -269,8 +269,7 @@ def admin_search(term: str, workers: bool) -> Q:
     if workers:
         hosts = Worker.objects.using(_alias()).filter(hostname__icontains=term)
         where |= Q(worker__in=list(hosts.values_list("hostname", flat=True)[: _names.MAX_MATCHES]))
-    bound = recent_bound()
-    return where if bound is None else where & Q(updated_at__gte=bound)
+    return where & recent()
 
 
 def group(group_id: str, limit: int = 100) -> list[TaskRecord]:
