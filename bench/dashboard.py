@@ -30,11 +30,11 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from bench import bulkload, database, procstat
 from tasktrail import states
@@ -262,12 +262,48 @@ def pages(client: Any, depth: int) -> list[Page]:
     deep = _follow(client, rare, 10)
     if deep is not None:
         found.append(Page("list name=rebuild_... page 10", deep.url))
+    found += _search_pages(overview, task_list, reverse("tasktrail:list_events"))
     found.append(Page("task detail", reverse("tasktrail:task_detail", args=[task_id])))
     found.append(Page("admin changelist", "/admin/tasktrail/task/"))
     found.append(Page("admin state=FAILURE", "/admin/tasktrail/task/?state=FAILURE"))
     found.append(Page("admin search id", f"/admin/tasktrail/task/?q={task_id}"))
     found.append(Page("admin search name", f"/admin/tasktrail/task/?q={NAME_FILTERS[0]}"))
     found.append(Page("admin task", f"/admin/tasktrail/task/{task_id}/change/"))
+    found += [
+        Page("admin search name part", "/admin/tasktrail/task/?q=build_"),
+        Page("admin search worker", "/admin/tasktrail/task/?q=worker-3"),
+        Page("admin name filter", "/admin/tasktrail/task/?name=app.reports.build_weekly"),
+        Page("admin name filter, rare", f"/admin/tasktrail/task/?name={NAME_FILTERS[-1]}"),
+        Page("admin queue filter", "/admin/tasktrail/task/?queue=billing"),
+    ]
+    return found
+
+
+def _search_pages(overview: str, task_list: str, stream: str) -> list[Page]:
+    """The operators' search (name by part, state, worker, error text, arguments, time
+    window), the overview searched, and one batch of each live stream."""
+    from django.utils import timezone
+
+    recent = f"{(timezone.now() - timedelta(minutes=1)).isoformat()},"
+    searches = {
+        "name=build_ (2 names)": "name=build_",
+        "name=reports. (2 names)": "name=reports.",
+        "name=rebuild_search (rare)": "name=rebuild_search",
+        "yesterday's failures of sync_crm": "name=sync_crm&state=FAILURE&since=2d&until=1d",
+        "worker=worker-3": "worker=worker-3",
+        "error=502": "error=502",
+        "arguments=42": "arguments=42",
+        "since=90m": "since=90m",
+    }
+    found = [Page(f"list {label}", f"{task_list}?{query}") for label, query in searches.items()]
+    found.append(Page("overview name=reports.", f"{overview}?name=reports."))
+    found.append(Page("live batch, list", f"{stream}?once=1&list=tasks&from={quote(recent)}"))
+    found.append(
+        Page(
+            "live batch, running + counts",
+            f"{stream}?once=1&list=running&counts=1&from={quote(recent)}",
+        )
+    )
     return found
 
 
@@ -351,6 +387,10 @@ def completeness() -> list[tuple[str, int, bool, float]]:
         "queue=billing": {"queue": "billing"},
         "owner=42": {"owner_id": 42},
         **{f"name={n.rsplit('.', 1)[-1]}": {"name": n} for n in NAME_FILTERS},
+        "name=build_ (part)": {"name": "build_"},
+        "name=rebuild_search (part)": {"name": "rebuild_search"},
+        "worker=worker-3": {"worker": "worker-3"},
+        "error=502": {"error": "502"},
     }
     out = []
     for label, where in filters.items():

@@ -221,6 +221,26 @@ class ChainStep(models.Model):
         return f"{self.chain_id} step {self.position}: {self.task_id}"
 
 
+class TaskName(models.Model):
+    """A (task name, queue) pair some task was recorded with: a few dozen rows however
+    many tasks, so searching names by part and listing them for filters never reads the
+    task table. Written by the store's flush, once per pair and process
+    (:mod:`tasktrail.store.names`); a pair outlives its tasks (cleanup leaves it)."""
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=255)
+    queue = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        db_table = "tasktrail_name"
+        constraints = [
+            models.UniqueConstraint(fields=["name", "queue"], name="tasktrail_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.queue or 'no queue'})"
+
+
 class Worker(models.Model):
     """A worker's heartbeat: one row per worker hostname, refreshed while it runs."""
 

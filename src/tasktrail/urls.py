@@ -4,7 +4,7 @@ from urllib.parse import unquote
 
 from django.urls import path, register_converter
 
-from .web import dashboard, groups, sse, views
+from .web import dashboard, groups, livelist, sse, views
 
 
 class TaskIdConverter:
@@ -41,6 +41,7 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("tasks/", dashboard.task_list, name="task_list"),
     path("live/", dashboard.live, name="live"),
+    path("live/list/", livelist.list_events, name="list_events"),
     path("tasks/<tasktrail_id:task_id>/detail/", dashboard.task_detail, name="task_detail"),
     path("tasks/<tasktrail_id:task_id>/retry/", dashboard.retry, name="retry"),
     path("tasks/<tasktrail_id:task_id>/revoke/", dashboard.revoke, name="revoke"),

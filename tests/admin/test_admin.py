@@ -80,8 +80,31 @@ def test_the_list_filters_and_searches(client: Client, hostile: str) -> None:
     assert hostile in failed and "t-ok" not in failed
     by_id = client.get("/admin/tasktrail/task/?q=t-ok").content.decode()
     assert "app.fine" in by_id and hostile not in by_id
-    # Exact ids only: anything else would scan the whole table.
-    assert "app.fine" not in client.get("/admin/tasktrail/task/?q=t-o").content.decode()
+    # An id is matched exactly; "t-o" is no id, no state, no part of a name or a worker.
+    assert "/t-ok/change/" not in client.get("/admin/tasktrail/task/?q=t-o").content.decode()
+
+
+def test_the_search_takes_a_name_part_a_worker_or_a_state(client: Client) -> None:
+    login(client, "view_task")
+    recorded("t-build", "SUCCESS", name="app.reports.build_weekly", queue="reports", worker="w1@a")
+    recorded("t-mail", "FAILURE", name="app.mail.send", queue="mail", worker="w2@b")
+    now = timezone.now()
+    heartbeat_row("w1@a", 10, now, now, now + timedelta(seconds=30))
+    heartbeat_row("w2@b", 11, now, now, now + timedelta(seconds=30))
+
+    def found(query: str) -> set[str]:
+        html = client.get(f"/admin/tasktrail/task/?{query}").content.decode()
+        return {t for t in ("t-build", "t-mail") if f"/{t}/change/" in html}
+
+    assert found("q=reports.BUILD") == {"t-build"}
+    assert found("q=w2@") == {"t-mail"}
+    assert found("q=failure") == {"t-mail"}
+    assert found("q=nothing") == set()
+    assert found("name=app.mail.send") == {"t-mail"}
+    assert found("queue=reports") == {"t-build"}
+    html = client.get("/admin/tasktrail/task/").content.decode()
+    # The filters list the known names and queues (from their small table).
+    assert "?name=app.reports.build_weekly" in html and "?queue=mail" in html
 
 
 @pytest.mark.usefixtures("superuser")

@@ -156,3 +156,64 @@ def test_the_list_reads_on_a_phone(site: Site, page: Any, request: pytest.Fixtur
     page.goto(f"{site.url}/tasktrail/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, request, "phone-overview")
+
+
+def _streaming(page: Any) -> None:
+    """Wait until the page's one live stream is open (dashboard.js marks the table)."""
+    page.wait_for_selector("table[data-stream-url][data-streaming='1']")
+    assert page.evaluate("document.querySelectorAll('table[data-stream-url]').length") == 1
+
+
+def test_new_tasks_stream_into_the_lists_and_the_counters_tick(
+    site: Site, page: Any, request: pytest.FixtureRequest
+) -> None:
+    log_in(page, site)
+    sender = page.context.new_page()
+
+    # The task list, searched by part of a name: a task sent after the page loaded
+    # appears at the top without a reload; another name's task does not.
+    page.goto(f"{site.url}/tasktrail/tasks/?name=fails")
+    page.evaluate("window.loadedOnce = true")
+    _streaming(page)
+    other = start(sender, site, "build_report")
+    failing = start(sender, site, "always_fails")
+    row = f"tr[data-task-id='{failing}']"
+    page.wait_for_selector(f"{row} .tt-state[data-state=FAILURE]")
+    assert page.locator("tbody tr[data-task-id]").first.get_attribute("data-task-id") == failing
+    assert page.locator(f"tr[data-task-id='{other}']").count() == 0
+    assert page.evaluate("window.loadedOnce") is True, "the list was reloaded"
+    # The badge is coloured (CSS on its data-state), not the grey default.
+    colour = page.locator(f"{row} .tt-state").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert colour != "rgb(234, 238, 242)"
+    screenshot(page, request, "streamed-row")
+
+    # Paused, nothing is added; resumed, the stream picks up from its last event.
+    page.get_by_role("button", name="Pause").click()
+    paused = start(sender, site, "always_fails")
+    page.wait_for_timeout(3000)
+    assert page.locator(f"tr[data-task-id='{paused}']").count() == 0
+    page.get_by_role("button", name="Resume").click()
+    page.wait_for_selector(f"tr[data-task-id='{paused}']")
+
+    # Running now, on the overview: a task that starts appears; the counters follow.
+    page.goto(f"{site.url}/tasktrail/")
+    page.evaluate("window.loadedOnce = true")
+    _streaming(page)
+    before = page.locator(".tt-card[data-window=hour] [data-total]").inner_text()
+    running = start(sender, site, "slow_task")
+    section = "section[aria-labelledby=tt-running]"
+    page.wait_for_selector(f"{section} tr[data-task-id='{running}']")
+    page.wait_for_function(
+        "before => document.querySelector('.tt-card[data-window=hour] [data-total]')"
+        ".textContent !== before",
+        arg=before,
+    )
+    assert page.evaluate("window.loadedOnce") is True, "the overview was reloaded"
+    screenshot(page, request, "running-now-live")
+
+    # Stop it; its row leaves "Running now".
+    sender.goto(f"{site.url}/tasktrail/tasks/{running}/detail/")
+    sender.once("dialog", lambda dialog: dialog.accept())
+    sender.get_by_role("button", name="Revoke and terminate").click()
+    sender.wait_for_selector(".tt-detail > p .tt-state[data-state=REVOKED]")
+    page.wait_for_selector(f"{section} tr[data-task-id='{running}']", state="detached")

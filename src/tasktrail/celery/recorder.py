@@ -201,8 +201,20 @@ def started(task: Any, task_id: str) -> None:
             # process that never imported it gets its option recorded here.
             show_result=options.show_result(task),
         ),
-        {"pid": os.getpid()},
+        _started_detail(request),
     )
+
+
+def _started_detail(request: Any) -> dict[str, Any]:
+    """The pid, and when a delayed attempt became due (its ``eta``: a retry's
+    countdown, an ``apply_async(countdown=)``), from which its queue wait counts."""
+    detail: dict[str, Any] = {"pid": os.getpid()}
+    eta = getattr(request, "eta", None)
+    if isinstance(eta, datetime):
+        eta = eta.isoformat()
+    if isinstance(eta, str) and eta:
+        detail["due"] = eta
+    return detail
 
 
 def _progress_fields(meta: Any) -> dict[str, Any]:

@@ -23,8 +23,8 @@ def _format_cursor(cursor: queries.Cursor | None) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", type=options.state, help="e.g. FAILURE")
-    parser.add_argument("--name", help="the task's registered name")
-    parser.add_argument("--queue")
+    parser.add_argument("--name", help="any part of the name, any case (slow_task, reports.)")
+    parser.add_argument("--queue", help="any part of the queue's name")
     parser.add_argument("--owner", metavar="USER", help="a username or user id")
     parser.add_argument("--since", type=options.when, help="updated at or after (ISO or 2h)")
     parser.add_argument("--until", type=options.when, help="updated before (ISO or 2h)")

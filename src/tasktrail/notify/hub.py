@@ -52,6 +52,25 @@ class Mailbox:
         return record
 
 
+class Doorbell:
+    """Rung when any task may have changed: a live list's cue to read what is new."""
+
+    def __init__(self) -> None:
+        self._rung = asyncio.Event()
+
+    def ring(self) -> None:
+        self._rung.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Whether it rang (since the last call) within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._rung.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._rung.clear()
+        return True
+
+
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
     # One thread, so one connection per process, however many streams are open.
@@ -71,6 +90,8 @@ class Hub:
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier
         self._watchers: dict[str, set[Mailbox]] = {}
+        #: Live lists: told of every change, whichever task (they read what is new).
+        self._doorbells: set[Doorbell] = set()
         self._versions: dict[str, datetime] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -95,6 +116,18 @@ class Hub:
                     del self._watchers[task_id]
                     self._versions.pop(task_id, None)
 
+    @contextlib.asynccontextmanager
+    async def watch_all(self) -> AsyncIterator[Doorbell]:
+        """A doorbell rung whenever the notifier reports any change. The polling
+        notifier reports only watched tasks, so a list also reads on a timeout."""
+        self._start()
+        doorbell = Doorbell()
+        self._doorbells.add(doorbell)
+        try:
+            yield doorbell
+        finally:
+            self._doorbells.discard(doorbell)
+
     def watching(self) -> int:
         return sum(len(w) for w in self._watchers.values())
 
@@ -106,9 +139,16 @@ class Hub:
 
     def connected(self) -> None:
         self._backoff = _FIRST_BACKOFF
+        for doorbell in self._doorbells:
+            doorbell.ring()
         self.changed(list(self._watchers))
 
     def changed(self, task_ids: Iterable[str]) -> None:
+        if self._doorbells:
+            task_ids = list(task_ids)
+            if task_ids:
+                for doorbell in self._doorbells:
+                    doorbell.ring()
         before = len(self._dirty)
         self._dirty.update(i for i in task_ids if i in self._watchers)
         if len(self._dirty) > before:

@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 
 from .. import ids, states
 from ..records import TaskRecord
+from . import names as _names
 from .db import alias as _alias
 from .db import tasks as _tasks
 from .rows import record as _record
@@ -73,14 +74,38 @@ def parse_cursor(text: str) -> Cursor:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskFilter:
-    """Which tasks a list shows; ``None`` matches everything."""
+    """Which tasks a list shows; ``None`` matches everything.
+
+    ``name`` and ``queue`` match by part, case-insensitively, through the table of known
+    names (:mod:`.names`): :meth:`resolved` turns them into the exact values to look
+    for, so the task table sees ``name IN (...)``. ``worker``, ``error`` (the error's
+    type or message) and ``arguments`` (args or kwargs as JSON text) match by part on the
+    rows the bounded scan reads.
+    """
 
     state: str | None = None
     name: str | None = None
     queue: str | None = None
+    worker: str | None = None
     owner_id: Any = None
     since: datetime | None = None
     until: datetime | None = None
+    error: str | None = None
+    arguments: str | None = None
+    #: The known names and queues ``name`` and ``queue`` matched (:meth:`resolved`).
+    names: tuple[str, ...] | None = None
+    queues: tuple[str, ...] | None = None
+
+    def resolved(self) -> TaskFilter:
+        """This filter with ``name`` and ``queue`` looked up among the known ones."""
+        names, queues = self.names, self.queues
+        if self.name is not None and names is None:
+            names = tuple(_names.matching("name", self.name))
+        if self.queue is not None and queues is None:
+            queues = tuple(_names.matching("queue", self.queue))
+        if (names, queues) == (self.names, self.queues):
+            return self
+        return dataclasses.replace(self, names=names, queues=queues)
 
     def q(self) -> Q:
         return self.columns() & self.period()
@@ -88,17 +113,33 @@ class TaskFilter:
     def columns(self) -> Q:
         """The conditions checked row by row (no index serves them in list order)."""
         where = Q()
-        for field in ("state", "name", "queue", "owner_id"):
-            value = getattr(self, field)
-            if value is not None:
-                where &= Q(**{field: value})
+        if self.state is not None:
+            where &= Q(state=self.state)
+        if self.owner_id is not None:
+            where &= Q(owner_id=self.owner_id)
+        resolved = self.resolved()
+        if resolved.names is not None:
+            where &= Q(name__in=resolved.names)
+        if resolved.queues is not None:
+            where &= Q(queue__in=resolved.queues)
+        if self.worker is not None:
+            where &= Q(worker__icontains=self.worker)
+        if self.error is not None:
+            where &= Q(error_message__icontains=self.error) | Q(error_type__icontains=self.error)
+        if self.arguments is not None:
+            where &= Q(args__icontains=self.arguments) | Q(kwargs__icontains=self.arguments)
         return where
+
+    def _others(self) -> bool:
+        """Whether anything but the state and the period filters."""
+        parts = (self.name, self.queue, self.worker, self.owner_id, self.error, self.arguments)
+        return any(p is not None for p in parts)
 
     def indexed(self) -> Q | None:
         """The condition of a partial index that serves this filter in list order, if
         one does: a state filter alone, for tasks not finished (``WHERE rank < 90``)
         or failed (``WHERE state IN (...)``). Such a page is complete, not scanned."""
-        if self.state is None or any((self.name, self.queue, self.owner_id is not None)):
+        if self.state is None or self._others():
             return None
         from ..models import UNFINISHED, UNSUCCESSFUL
 
@@ -178,6 +219,7 @@ def _scan_end(where: TaskFilter, after: Cursor | None, scan: int) -> Cursor | No
 def page(where: TaskFilter, limit: int, after: Cursor | None = None, scan: int = SCAN) -> Page:
     """Up to ``limit`` tasks matching ``where``, most recently updated first."""
     sync()  # this process's own buffered writes belong in the list
+    where = where.resolved()
     rows = _older(_tasks().filter(where.q()), after)
     served = where.indexed()
     if served is not None:
@@ -191,6 +233,43 @@ def page(where: TaskFilter, limit: int, after: Cursor | None = None, scan: int =
     if len(found) > limit:
         return Page(tasks, (tasks[-1].updated_at, tasks[-1].id))
     return Page(tasks, end, scan_stopped=end is not None)
+
+
+def newer(
+    where: TaskFilter, since: Cursor, limit: int, subset: Q | None = None
+) -> list[TaskRecord]:
+    """Up to ``limit`` tasks matching ``where`` (and ``subset``, a named subset such
+    as ``models.RUNNING``) updated after ``since`` (a page's or a stream's newest
+    key), newest first: what a live list adds or moves to its top. A range scan of
+    ``tasktrail_task_updated`` over what changed since, however large the table."""
+    sync()
+    at, task_id = since
+    later = Q(updated_at__gt=at) | Q(updated_at=at, task_id__gt=task_id)
+    rows = _tasks().filter(Q(updated_at__gte=at) & later, subset or Q())
+    rows = rows.filter(where.resolved().q())
+    return [_record(r) for r in _newest_first(rows)[:limit]]
+
+
+def recent(scan: int = SCAN) -> Q:
+    """The newest ``scan`` tasks (all of them when there are fewer): where a search that
+    no index serves in list order stays, so it reads at most that many rows."""
+    end = _scan_end(TaskFilter(), None, scan)
+    return Q() if end is None else Q(updated_at__gte=end[0])
+
+
+def admin_search(term: str, workers: bool) -> Q:
+    """The admin's search box: a state (by its name), or part of a known task name or,
+    with ``workers`` (for those who may see them), of a worker's hostname; among the
+    newest :data:`SCAN` tasks, as the dashboard's first page of a search."""
+    from ..models import Worker
+
+    where = Q(name__in=_names.matching("name", term))
+    if term.upper() in states.LISTED_STATES:
+        where |= Q(state=term.upper())
+    if workers:
+        hosts = Worker.objects.using(_alias()).filter(hostname__icontains=term)
+        where |= Q(worker__in=list(hosts.values_list("hostname", flat=True)[: _names.MAX_MATCHES]))
+    return where & recent()
 
 
 def group(group_id: str, limit: int = 100) -> list[TaskRecord]:

@@ -15,6 +15,8 @@ from .schema import COLUMNS, CORE, KEEP, META, RESET, STRICT, STRICTEST, TEXT
 
 TASK_TABLE = "tasktrail_task"
 HISTORY_TABLE = "tasktrail_transition"
+#: Known (task name, queue) pairs (:mod:`tasktrail.store.names`).
+NAME_TABLE = "tasktrail_name"
 
 
 def _order(alias: str) -> str:

@@ -21,7 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .. import conf, ids
 from . import history as _history
-from . import spool, sql, storable, timeouts
+from . import names, spool, sql, storable, timeouts
 from .buffer import WriteBuffer
 from .db import alias, tasks
 from .history import HistoryEntry
@@ -50,6 +50,12 @@ def write(rows: list[Row], entries: list[HistoryEntry]) -> None:
         # A broken connection must not be reused by the next attempt.
         connection.close()
         raise
+    try:
+        names.remember(rows)
+    except Exception:
+        # The rows are written; a name missing from the search's table is retried by
+        # the next flush that carries it, not worth failing this one for.
+        logger.warning("tasktrail: could not record task names", exc_info=True)
 
 
 def _write_once(

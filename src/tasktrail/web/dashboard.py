@@ -15,11 +15,8 @@ Views stay thin: reads come from :mod:`tasktrail.store`, what to show of them fr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -30,15 +27,17 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import OperationalError as BrokerError
 
-from .. import access, ids, inputs, owner, runs, services, states, store
+from .. import access, owner, runs, services, store
 from ..exceptions import TaskNotFound
 from ..store import audit, groups, overview, queries
-from . import present, responses
+from . import present, responses, search
 from .views import viewer
 
 PAGE_SIZE = 50
 #: Most rows one live update asks for (a page's worth, and some).
 LIVE_LIMIT = 100
+#: Most rows a live list keeps: the oldest leave as new ones stream in.
+LIVE_CAP = 200
 # The last hour, in 1-minute bars: what an operator opening the page wants to see first.
 DEFAULT_WINDOW = "hour"
 CONFIRMED = "confirmed"
@@ -76,6 +75,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if window not in overview.WINDOWS:
         window = DEFAULT_WINDOW
     now = timezone.now()
+    # The overview's lists (running, stuck, lost) take the task list's search.
+    form = search.SearchForm(request.GET, level)
+    del form.fields["id"]
+    where = form.task_filter().resolved().q() if form.is_valid() else None
+    if where is None:
+        status = 400
+        running: list[Any] = []
+    else:
+        status = 200
+        running = overview.running(where=where)
     context = {
         "now": now,
         "window": window,
@@ -83,77 +92,39 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counts": overview.counts(now),
         "chart": present.chart(overview.throughput(window, now)),
         "timings": overview.timings(now, overview.WINDOWS[window]),
-        "running": present.rows(overview.running(), level),
-        "stuck": present.rows(overview.stuck(now), level),
-        "lost": present.rows(overview.lost(), level),
+        "running": present.rows(running, level),
+        "stuck": present.rows(overview.stuck(now, where=where), level) if where is not None else [],
+        "lost": present.rows(overview.lost(where=where), level) if where is not None else [],
+        "form": form,
+        "searching": form.filtering(),
+        "running_stream": _stream_url(request, "running", None, counts=True),
+        "live_cap": LIVE_CAP,
         # Hostnames are the worker's: not read at all for those who may not see them.
         "workers": queries.workers(now) if access.disclosure(level).worker else [],
         "limit": overview.LIST_LIMIT,
     }
-    return _page(request, "tasktrail/dashboard/overview.html", context)
+    response = _page(request, "tasktrail/dashboard/overview.html", context)
+    response.status_code = status
+    return response
 
 
-def _bounded(parse: Callable[[Any], Any], value: Any) -> Any:
-    """``parse(value)``, its refusal as the field's error (:mod:`tasktrail.inputs`,
-    the rules the CLI applies too)."""
-    try:
-        return parse(value)
-    except inputs.Refused as refused:
-        raise forms.ValidationError(str(refused)) from None
-
-
-class TaskFilterForm(forms.Form):
-    """The task list's filters, from the query string; bad values are reported, not used."""
-
-    id = forms.CharField(required=False, max_length=ids.MAX_LENGTH, label="Task id")
-    state = forms.CharField(required=False, max_length=50)
-    name = forms.CharField(required=False, max_length=255)
-    queue = forms.CharField(required=False, max_length=255)
-    owner = forms.CharField(required=False, max_length=150, help_text="username or id")
-    since = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    until = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    after = forms.CharField(required=False, widget=forms.HiddenInput)
-
-    def clean_state(self) -> str | None:
-        text = self.cleaned_data["state"].strip().upper()
-        try:
-            return states.validate(text) if text else None
-        except states.InvalidState as error:
-            raise forms.ValidationError(str(error)) from None
-
-    def clean_owner(self) -> Any:
-        text = self.cleaned_data["owner"].strip()
-        return _bounded(inputs.user, text) if text else None
-
-    def clean_since(self) -> datetime | None:
-        value = self.cleaned_data["since"]
-        return None if value is None else _bounded(inputs.moment, value)
-
-    def clean_until(self) -> datetime | None:
-        value = self.cleaned_data["until"]
-        return None if value is None else _bounded(inputs.moment, value)
-
-    def clean_after(self) -> queries.Cursor | None:
-        text = self.cleaned_data["after"]
-        try:
-            return queries.parse_cursor(text) if text else None
-        except ValueError:
-            raise forms.ValidationError("bad page cursor: start from the first page") from None
-
-    def task_filter(self) -> queries.TaskFilter:
-        data = self.cleaned_data
-        return queries.TaskFilter(
-            state=data.get("state"),
-            name=data.get("name") or None,
-            queue=data.get("queue") or None,
-            owner_id=data.get("owner"),
-            since=data.get("since"),
-            until=data.get("until"),
-        )
+def _stream_url(
+    request: HttpRequest, kind: str, page: queries.Page | None, counts: bool = False
+) -> str:
+    """The live stream of the list a page shows: the same search, from its newest row
+    (or from now, for a list whose newest rows are not the newest updated)."""
+    query = request.GET.copy()
+    for key in ("after", "id", "window"):
+        query.pop(key, None)
+    query["list"] = kind
+    if counts:
+        query["counts"] = "1"
+    if page is not None and page.tasks:
+        newest = page.tasks[0]
+        query["from"] = queries.format_cursor((newest.updated_at, newest.id))
+    else:
+        query["from"] = f"{timezone.now().isoformat()},"
+    return f"{reverse('tasktrail:list_events')}?{query.urlencode()}"
 
 
 def _page_url(request: HttpRequest, cursor: queries.Cursor | None) -> str:
@@ -168,10 +139,7 @@ def _page_url(request: HttpRequest, cursor: queries.Cursor | None) -> str:
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
     level = _operator(request)
-    form = TaskFilterForm(request.GET)
-    if not access.disclosure(level).owner:
-        # Listing someone's tasks would tell who owns them.
-        del form.fields["owner"]
+    form = search.SearchForm(request.GET, level)
     valid = form.is_valid()
     task_id = form.cleaned_data.get("id", "").strip() if valid else ""
     if task_id and store.get_many([task_id]):
@@ -179,6 +147,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
     page = None
     if valid and not task_id:
         page = queries.page(form.task_filter(), PAGE_SIZE, form.cleaned_data["after"])
+    # A later page is history: only the first one follows what is new.
+    first = page is not None and not form.cleaned_data.get("after")
     context = {
         "form": form,
         "page": page,
@@ -186,9 +156,14 @@ def task_list(request: HttpRequest) -> HttpResponse:
         "missing_id": task_id,
         "next_url": _page_url(request, page.next) if page and page.next else None,
         "first_url": _page_url(request, None) if request.GET.get("after") else None,
-        "state_choices": states.LISTED_STATES,
+        # Where the live stream of this list starts: the newest row shown.
+        "stream_url": _stream_url(request, "tasks", page) if first else None,
+        "live_cap": LIVE_CAP,
     }
-    return _page(request, "tasktrail/dashboard/list.html", context)
+    response = _page(request, "tasktrail/dashboard/list.html", context)
+    if not valid:
+        response.status_code = 400
+    return response
 
 
 @require_GET
