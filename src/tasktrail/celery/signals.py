@@ -124,11 +124,19 @@ def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any
         recorder.rejected(sender.app, message, exc, sender.hostname)
 
 
+def _pool_size(worker: Any) -> int | None:
+    """The pool's size (``--concurrency``, the maximum under ``--autoscale``), read at
+    each heartbeat: ``worker_init`` comes before ``auto`` is resolved and the
+    autoscaler set up."""
+    size = getattr(worker, "max_concurrency", None) or getattr(worker, "concurrency", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
 def _worker_init(sender: Any = None, **_: Any) -> None:
     # The main process, before the pool forks: what is set up here the pool inherits.
     if sender is not None:
         retry.apply(sender.app)
-        upkeep.start(sender.app, sender.hostname)
+        upkeep.start(sender.app, sender.hostname, lambda: _pool_size(sender))
 
 
 def _worker_ready(sender: Any = None, **_: Any) -> None:

@@ -208,9 +208,14 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] for p in PERCENTILES}
 
 
-def timings(now: datetime, since: timedelta = WINDOWS["hour"]) -> list[Timing]:
-    """Percentiles per task name over the latest :data:`TIMING_SAMPLE` tasks that
-    finished in the ``since`` before ``now``, busiest name first.
+#: What :func:`timings` may group by.
+TIMED_BY = ("name", "queue")
+
+
+def timings(now: datetime, since: timedelta = WINDOWS["hour"], by: str = "name") -> list[Timing]:
+    """Percentiles per task name (or queue: ``by="queue"``, ``Timing.name`` is then the
+    queue's) over the latest :data:`TIMING_SAMPLE` tasks that finished in the ``since``
+    before ``now``, busiest first.
 
     A retried task's wait runs from its first sending to its last attempt's start.
     """
@@ -219,7 +224,9 @@ def timings(now: datetime, since: timedelta = WINDOWS["hour"]) -> list[Timing]:
         .filter(updated_at__gte=now - since, updated_at__lte=now, rank=states.RANK_DONE)
         .exclude(started_at=None)
         .order_by("-updated_at")
-        .values_list("name", "sent_at", "started_at", "finished_at")[:TIMING_SAMPLE]
+        .values_list(TIMED_BY[TIMED_BY.index(by)], "sent_at", "started_at", "finished_at")[
+            :TIMING_SAMPLE
+        ]
     )
     waits: dict[str, list[float]] = defaultdict(list)
     runs: dict[str, list[float]] = defaultdict(list)
@@ -233,6 +240,91 @@ def timings(now: datetime, since: timedelta = WINDOWS["hour"]) -> list[Timing]:
         Timing(n, max(len(waits[n]), len(runs[n])), _percentiles(waits[n]), _percentiles(runs[n]))
         for n in names
     ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ran:
+    """Tasks one worker finished in a window, and how many of them failed."""
+
+    finished: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed / self.finished if self.finished else None
+
+
+def ran_by_worker(now: datetime, since: timedelta = WINDOWS["hour"]) -> tuple[dict[str, Ran], bool]:
+    """Tasks each worker finished in the ``since`` before ``now``, and whether that is
+    exact (``False``: the window held more than :data:`SAMPLE` finished tasks, and these
+    are the most recent :data:`SAMPLE`'s). One capped scan, like :func:`throughput`."""
+    failed = ", ".join(f"'{state}'" for state in FAILED)
+    sample = _recent_sql("state, worker, updated_at", f" AND rank >= {states.RANK_LOST}")
+    sql = (
+        f"SELECT worker, COUNT(*), SUM(CASE WHEN state IN ({failed}) THEN 1 ELSE 0 END) "
+        f"FROM ({sample}) done GROUP BY worker"
+    )
+    rows = _run(sql, [_at(now - since), _at(now), SAMPLE])
+    found = {str(w): Ran(int(n), int(f or 0)) for w, n, f in rows if w}
+    return found, sum(n for _, n, _ in rows) < SAMPLE
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Waiting:
+    """Tasks of one queue sent and not yet started (PENDING, RECEIVED), by the store."""
+
+    queue: str
+    count: int
+    oldest_sent_at: datetime | None
+
+
+def waiting_by_queue(limit: int = SAMPLE) -> tuple[list[Waiting], bool]:
+    """Each queue's waiting tasks and the oldest one's sending, over at most ``limit``
+    of them (the partial index of unfinished tasks holds only those), and whether that
+    is all of them."""
+    from django.db.models import Count, Min
+
+    from ..models import UNFINISHED
+
+    waiting = _tasks().filter(UNFINISHED, rank__lte=states.RANK_RECEIVED)
+    keys = waiting.order_by().values_list("pk", flat=True)[:limit]
+    rows = (
+        _tasks()
+        .filter(pk__in=list(keys))
+        .values("queue")
+        .annotate(n=Count("pk"), oldest=Min("sent_at"))
+        .order_by("queue")
+    )
+    found = [Waiting(r["queue"], r["n"], r["oldest"]) for r in rows]
+    return found, sum(w.count for w in found) < limit
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gauges:
+    """Tasks in flight now, each count capped at :data:`SAMPLE` (a lower bound then)."""
+
+    running: int
+    waiting: int
+    stuck: int
+
+
+def _stuck(now: datetime) -> Any:
+    """The stuck tasks' rows: the one rule :func:`stuck` lists and :func:`gauges` counts."""
+    from ..models import UNFINISHED
+
+    cutoff = now - conf.get().STUCK_AFTER
+    rows = _tasks().filter(UNFINISHED, updated_at__lt=cutoff)
+    return rows.exclude(rank=states.RANK_RETRY, next_retry_at__gt=now)
+
+
+def gauges(now: datetime) -> Gauges:
+    """Running, waiting and stuck tasks: three counts over partial indexes, capped."""
+    sync()
+    from ..models import RUNNING, UNFINISHED
+
+    running = _tasks().filter(RUNNING).order_by()[:SAMPLE].count()
+    waiting = _tasks().filter(UNFINISHED, rank__lte=states.RANK_RECEIVED).order_by()
+    return Gauges(running, waiting[:SAMPLE].count(), _stuck(now).order_by()[:SAMPLE].count())
 
 
 def _records(rows: Any) -> list[TaskRecord]:
@@ -255,12 +347,7 @@ def stuck(now: datetime, limit: int = LIST_LIMIT) -> list[TaskRecord]:
     means a hung task (a dead worker's tasks become ``LOST`` instead). A retry waiting
     for its countdown is not stuck.
     """
-    from ..models import UNFINISHED
-
-    cutoff = now - conf.get().STUCK_AFTER
-    rows = _tasks().filter(UNFINISHED, updated_at__lt=cutoff)
-    rows = rows.exclude(rank=states.RANK_RETRY, next_retry_at__gt=now)
-    return _records(rows.order_by("updated_at", "task_id")[:limit])
+    return _records(_stuck(now).order_by("updated_at", "task_id")[:limit])
 
 
 def lost(limit: int = LIST_LIMIT) -> list[TaskRecord]:
