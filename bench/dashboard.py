@@ -263,6 +263,11 @@ def pages(client: Any, depth: int) -> list[Page]:
     if deep is not None:
         found.append(Page("list name=rebuild_... page 10", deep.url))
     found.append(Page("task detail", reverse("tasktrail:task_detail", args=[task_id])))
+    # The system view: heartbeat rows, capped scans, and the broker (the default Celery
+    # app's: RabbitMQ on localhost, as no broker is configured here).
+    found.append(Page("workers", reverse("tasktrail:workers")))
+    found.append(Page("queues", reverse("tasktrail:queues")))
+    found.append(Page("metrics scrape", reverse("tasktrail:metrics")))
     found.append(Page("admin changelist", "/admin/tasktrail/task/"))
     found.append(Page("admin state=FAILURE", "/admin/tasktrail/task/?state=FAILURE"))
     found.append(Page("admin search id", f"/admin/tasktrail/task/?q={task_id}"))

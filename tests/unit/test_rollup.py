@@ -97,3 +97,20 @@ def test_counters_survive_expiry() -> None:
     expiry.delete_tasks(timezone.now() + timedelta(seconds=1), 100, None)
     assert not store.get_many(["r5"])
     assert counters() == before
+
+
+def test_the_wait_of_a_task_whose_outcome_landed_before_its_sending_counts_once() -> None:
+    now = timezone.now()
+    started = now - timedelta(seconds=1)
+    # The worker's flush first: the producer's PENDING (with sent_at) comes after.
+    record("r6", "STARTED", name="app.add", worker="w1", started_at=started)
+    record("r6", "SUCCESS", result="1", finished_at=now)
+    store.flush()
+    assert not any(kind == rollup.WAIT for _, kind, _ in counters())
+    record("r6", "PENDING", name="app.add", sent_at=started - timedelta(seconds=0.2))
+    store.flush()
+    record("r6", "PENDING", name="app.add", sent_at=started - timedelta(seconds=0.2))
+    store.flush()
+    found = counters()
+    assert found[("app.add", rollup.WAIT, "0.25")] == (1, pytest.approx(0.2, abs=0.01))
+    assert found[("app.add", rollup.TASKS, "SUCCESS")][0] == 1

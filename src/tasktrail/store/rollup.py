@@ -18,9 +18,11 @@ The rule, one place for both databases (:data:`COUNTED_SQL` on PostgreSQL,
   report replaces it; both are counted then (the task was lost, then it finished).
 - **A retry counts once per attempt that asked for it** (a ``RETRY`` entry first listed),
   whatever the row shows by then: the next attempt may overtake it in the same flush.
-- **Timings**, observed when a task succeeds or fails: run time (started → finished, its
-  last attempt) always, queue wait (sent → started) for first attempts only, so a
-  retry's countdown never reads as a slow queue.
+- **Timings**, of tasks that succeed or fail: run time (started → finished, its last
+  attempt) when the outcome is counted; queue wait (sent → started) for first attempts
+  only, so a retry's countdown never reads as a slow queue, once, in the flush that
+  brings the later of the outcome and the sending (the producer's ``PENDING`` may land
+  after a fast task's outcome).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ HISTOGRAMS: Final = (WAIT, RUN)
 #: histogram keep the table at about 40 rows per name.
 BOUNDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 INF: Final = "+Inf"
-#: History entries that may count: outcomes and retries.
-COUNTED_STATES: Final = states.READY_STATES | {states.RETRY}
+#: History entries that may count: outcomes, retries, and a sending (the queue wait of
+#: a task whose outcome was written first).
+COUNTED_STATES: Final = states.READY_STATES | {states.RETRY, states.PENDING}
 #: Outcomes whose timings are observed (a revoked or lost task's times say little).
 TIMED: Final = (states.SUCCESS, states.FAILURE)
 
@@ -86,20 +89,26 @@ _UPSERT_TAIL = (
 #: ``RETURNING`` what :func:`fold` reads) and ``hist`` (the history entries inserted,
 #: ``RETURNING task_id, state, attempt``). Sorted, so two flushes touching the same rows
 #: lock them in the same order and cannot deadlock.
+_WAIT_SQL = "GREATEST(0, EXTRACT(EPOCH FROM up.started_at - up.sent_at))::float8"
 COUNTED_SQL: Final = (
-    "done AS (SELECT up.name, up.state, up.attempt, "
     # GREATEST skips NULLs; the difference of a missing time stays NULL through it.
-    "(CASE WHEN up.sent_at IS NOT NULL AND up.started_at IS NOT NULL THEN "
-    "GREATEST(0, EXTRACT(EPOCH FROM up.started_at - up.sent_at))::float8 END) AS wait, "
+    "done AS (SELECT up.name, up.state, "
     "(CASE WHEN up.started_at IS NOT NULL AND up.finished_at IS NOT NULL THEN "
     "GREATEST(0, EXTRACT(EPOCH FROM up.finished_at - up.started_at))::float8 END) AS run "
     "FROM hist JOIN up ON up.task_id = hist.task_id AND up.state = hist.state "
     f"AND up.attempt = hist.attempt WHERE up.rank >= {states.RANK_LOST}), "
+    # One wait per task, in the flush that brought the later of its outcome and its
+    # sending (a fast task's outcome may be written before its producer's PENDING).
+    f"waited AS (SELECT DISTINCT ON (up.task_id) up.name, {_WAIT_SQL} AS wait "
+    "FROM hist JOIN up ON up.task_id = hist.task_id "
+    f"WHERE up.state IN ({_TIMED_SQL}) AND up.attempt = 1 "
+    "AND up.sent_at IS NOT NULL AND up.started_at IS NOT NULL "
+    "AND ((hist.state = up.state AND hist.attempt = up.attempt) "
+    f"OR (hist.state = '{states.PENDING}' AND hist.attempt = 1))), "
     f"counted AS (SELECT name, '{TASKS}' AS kind, state AS label, 0::float8 AS v FROM done "
     f"UNION ALL SELECT up.name, '{RETRIES}', '', 0 FROM hist JOIN up USING (task_id) "
     f"WHERE hist.state = '{states.RETRY}' "
-    f"UNION ALL SELECT name, '{WAIT}', {_bucket_sql('wait')}, wait FROM done "
-    f"WHERE attempt = 1 AND wait IS NOT NULL AND state IN ({_TIMED_SQL}) "
+    f"UNION ALL SELECT name, '{WAIT}', {_bucket_sql('wait')}, wait FROM waited "
     f"UNION ALL SELECT name, '{RUN}', {_bucket_sql('run')}, run FROM done "
     f"WHERE run IS NOT NULL AND state IN ({_TIMED_SQL})) "
     f"INSERT INTO {METRIC_TABLE} AS m (name, kind, label, count, total) "
@@ -138,6 +147,7 @@ def fold(
         added[key][0] += 1
         added[key][1] += seconds
 
+    waited: set[str] = set()
     for task_id, state, attempt in listed:
         row = rows.get(task_id)
         if row is None:
@@ -145,15 +155,20 @@ def fold(
         if state == states.RETRY:
             add((row.name, RETRIES, ""))
             continue
+        timed = row.state in TIMED and row.attempt == 1
+        if state == states.PENDING and attempt == 1 and timed:
+            waited.add(task_id)  # a sending written after the outcome
         if (row.state, row.attempt) != (state, attempt) or states.rank(state) < states.RANK_LOST:
             continue
         add((row.name, TASKS, state))
-        if state not in TIMED or row.started_at is None:
-            continue
-        if row.finished_at is not None:
+        if timed:
+            waited.add(task_id)
+        if state in TIMED and row.started_at is not None and row.finished_at is not None:
             run = max(0.0, (row.finished_at - row.started_at).total_seconds())
             add((row.name, RUN, bucket(run)), run)
-        if attempt == 1 and row.sent_at is not None:
+    for task_id in sorted(waited):
+        row = rows[task_id]
+        if row.sent_at is not None and row.started_at is not None:
             wait = max(0.0, (row.started_at - row.sent_at).total_seconds())
             add((row.name, WAIT, bucket(wait)), wait)
     return {key: (int(n), float(s)) for key, (n, s) in added.items()}
