@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["BENCH_SCENARIO"] = "tasktrail-postgres"
     os.environ["BENCH_PG_NAME"] = args.db
     os.environ.setdefault("BENCH_QUEUE", f"tasktrail-bench-inspect-{os.getpid()}")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     from bench import database, scenarios, worker
 
     scenario = scenarios.get("tasktrail-postgres")
