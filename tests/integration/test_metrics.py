@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tasktrail.store import workers as stored_workers
 from tests.conftest import client_for
 from tests.testapp import tasks
 
@@ -88,6 +89,8 @@ def test_every_metric_moves_when_real_workers_run_tasks(
         orphan_queue = unique_queue("nobody")
         waiting = tasks.add.apply_async((3, 4), queue=orphan_queue)
         wait_for(waiting.id, lambda r: r.state == "PENDING")
+        # The heartbeat carries the pool's size (--concurrency=2) for the workers page.
+        assert stored_workers.pools()[victim.hostname] == 2
         # The victim's heartbeat carries the running task.
         deadline = time.monotonic() + 10
         while True:
