@@ -264,6 +264,11 @@ def pages(client: Any, depth: int) -> list[Page]:
         found.append(Page("list name=rebuild_... page 10", deep.url))
     found += _search_pages(overview, task_list, reverse("tasktrail:list_events"))
     found.append(Page("task detail", reverse("tasktrail:task_detail", args=[task_id])))
+    # The system view: heartbeat rows, capped scans, and the broker (the default Celery
+    # app's: RabbitMQ on localhost, as no broker is configured here).
+    found.append(Page("workers", reverse("tasktrail:workers")))
+    found.append(Page("queues", reverse("tasktrail:queues")))
+    found.append(Page("metrics scrape", reverse("tasktrail:metrics")))
     found.append(Page("admin changelist", "/admin/tasktrail/task/"))
     found.append(Page("admin state=FAILURE", "/admin/tasktrail/task/?state=FAILURE"))
     found.append(Page("admin search id", f"/admin/tasktrail/task/?q={task_id}"))
@@ -530,9 +535,11 @@ def write_path(tasks: int, batch: int = 200) -> dict[str, float]:
             started = time.perf_counter()
             store.flush()
             times.append((time.perf_counter() - started) * 1000)
+    # By id, through the indexes: a LIKE would scan all 10 M rows (minutes per run).
+    written = [f"{tag}-{n}" for n in range(tasks)]
     with connection.cursor() as cursor:
         for table in (HISTORY_TABLE, TASK_TABLE):
-            cursor.execute(f"DELETE FROM {table} WHERE task_id LIKE %s", [f"{tag}-%"])
+            cursor.execute(f"DELETE FROM {table} WHERE task_id = ANY(%s)", [written])
     # The first batches warm the connection and the prepared statement.
     skip = min(3, len(phases["PENDING"]) - 1)
     return {

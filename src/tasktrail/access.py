@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hmac
 import time
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
@@ -137,6 +138,40 @@ def may_act(user: Any) -> bool:
     return bool(
         operator(user) is not Level.NONE and user.is_active and user.has_perm(ACTION_PERMISSION)
     )
+
+
+class Scrape(enum.Enum):
+    """Whether a request may read the metrics endpoint, and how it is told if not."""
+
+    ALLOWED = "allowed"
+    #: No credentials, or a wrong token: 401, with ``WWW-Authenticate: Bearer``.
+    UNAUTHENTICATED = "unauthenticated"
+    #: Logged in, but neither staff nor holding ``METRICS_PERMISSION``: 403.
+    FORBIDDEN = "forbidden"
+
+
+_BEARER = "bearer "
+
+
+def may_scrape(user: Any, authorization: str) -> Scrape:
+    """The metrics endpoint's rule: staff, holders of ``METRICS_PERMISSION``, or a
+    request presenting ``Authorization: Bearer <METRICS_TOKEN>``. With neither setting,
+    staff only: the endpoint is never open by default. The token is compared in
+    constant time; a request presenting a token is judged by it alone."""
+    settings = conf.get()
+    if authorization[: len(_BEARER)].lower() == _BEARER:
+        presented = authorization[len(_BEARER) :].strip().encode()
+        expected = (settings.METRICS_TOKEN or "").encode()
+        good = bool(expected) and hmac.compare_digest(presented, expected)
+        return Scrape.ALLOWED if good else Scrape.UNAUTHENTICATED
+    if user is None or not user.is_authenticated:
+        return Scrape.UNAUTHENTICATED
+    if _is_staff(user):
+        return Scrape.ALLOWED
+    permission = settings.METRICS_PERMISSION
+    if permission and user.is_active and user.has_perm(permission):
+        return Scrape.ALLOWED
+    return Scrape.FORBIDDEN
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

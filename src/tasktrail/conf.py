@@ -106,6 +106,15 @@ class Settings:
     #: The dashboard lists a task as stuck when it is not done and its record has not
     #: changed for this long (waiting with no worker taking it, or hung while running).
     STUCK_AFTER: timedelta = timedelta(minutes=15)
+    #: The longest the workers and queues pages and the metrics endpoint wait for the
+    #: broker's queue lengths; past it they say the broker did not answer.
+    BROKER_TIMEOUT: timedelta = timedelta(seconds=2)
+    #: Prometheus' scraper may present this as ``Authorization: Bearer <token>`` to read
+    #: the metrics endpoint (at least 16 characters). ``None``: no token is accepted.
+    METRICS_TOKEN: str | None = None
+    #: Users holding this permission may read the metrics endpoint, like staff.
+    #: ``None``: staff only.
+    METRICS_PERMISSION: str | None = None
 
     @property
     def flush_seconds(self) -> float:
@@ -127,6 +136,7 @@ _DURATIONS = {
     "KEEPALIVE_INTERVAL",
     "LINK_EXPIRES",
     "STUCK_AFTER",
+    "BROKER_TIMEOUT",
 }
 _NULLABLE = {"RESULT_EXPIRES", "FAILURE_EXPIRES", "CLEANUP_INTERVAL"}
 _INTERVALS = {
@@ -136,7 +146,10 @@ _INTERVALS = {
     "KEEPALIVE_INTERVAL",
     "LINK_EXPIRES",
     "STUCK_AFTER",
+    "BROKER_TIMEOUT",
 }
+#: A shorter bearer token can be guessed.
+METRICS_TOKEN_MIN = 16
 NOTIFIERS = ("auto", "postgres", "redis", "polling")
 _POSITIVE_INTS = {
     "MAX_ARGS_BYTES",
@@ -188,6 +201,20 @@ def _coerce(name: str, value: Any) -> Any:
                 f"TASKTRAIL['SPOOL_DIR'] must be a directory path or None, got {value!r}"
             )
         return str(value)
+    if (
+        name == "METRICS_TOKEN"
+        and value is not None
+        and (not isinstance(value, str) or len(value) < METRICS_TOKEN_MIN)
+    ):
+        raise ImproperlyConfigured(
+            f"TASKTRAIL['METRICS_TOKEN'] must be a string of at least {METRICS_TOKEN_MIN}"
+            " characters, or None"
+        )
+    if name == "METRICS_PERMISSION" and value is not None and not isinstance(value, str):
+        raise ImproperlyConfigured(
+            "TASKTRAIL['METRICS_PERMISSION'] must be a permission name "
+            f"('app_label.codename') or None, got {value!r}"
+        )
     if name in _POSITIVE_INTS and (
         not isinstance(value, int) or isinstance(value, bool) or value <= 0
     ):

@@ -4,7 +4,7 @@ from urllib.parse import unquote
 
 from django.urls import path, register_converter
 
-from .web import dashboard, groups, livelist, sse, views
+from .web import dashboard, groups, livelist, metrics, sse, system, views
 
 
 class TaskIdConverter:
@@ -42,6 +42,10 @@ urlpatterns = [
     path("tasks/", dashboard.task_list, name="task_list"),
     path("live/", dashboard.live, name="live"),
     path("live/list/", livelist.list_events, name="list_events"),
+    path("workers/", system.workers, name="workers"),
+    path("queues/", system.queues, name="queues"),
+    # Prometheus' scrape: staff, METRICS_PERMISSION or the METRICS_TOKEN bearer token.
+    path("metrics", metrics.metrics, name="metrics"),
     path("tasks/<tasktrail_id:task_id>/detail/", dashboard.task_detail, name="task_detail"),
     path("tasks/<tasktrail_id:task_id>/retry/", dashboard.retry, name="retry"),
     path("tasks/<tasktrail_id:task_id>/revoke/", dashboard.revoke, name="revoke"),

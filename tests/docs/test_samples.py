@@ -1,9 +1,9 @@
 """Every code sample of the documentation runs (see ``pages.py`` for the directives).
 
 A page whose samples send tasks (``.delay(``, ``.apply_async(``, ``.enqueue(``) runs
-them against a real Celery worker started for that page, with the page's own modules (``module`` blocks,
-written to files the worker imports) on the Redis broker and the test database: what a
-reader pasting the samples into ``manage.py shell`` sees, so a sample that reads a record
+them against a real Celery worker started for that page, with the page's own modules
+(``module`` blocks, written to files the worker imports) on the Redis broker and the test
+database: what a reader pasting the samples into ``manage.py shell`` sees, so a sample that reads a record
 before its task has run fails here as it would there.
 """
 

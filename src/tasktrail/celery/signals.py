@@ -128,6 +128,14 @@ def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any
         recorder.rejected(sender.app, message, exc, sender.hostname)
 
 
+def _pool_size(worker: Any) -> int | None:
+    """The pool's size (``--concurrency``, the maximum under ``--autoscale``), read at
+    each heartbeat: ``worker_init`` comes before ``auto`` is resolved and the
+    autoscaler set up."""
+    size = getattr(worker, "max_concurrency", None) or getattr(worker, "concurrency", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
 def _worker_init(sender: Any = None, **_: Any) -> None:
     # The main process, before the pool forks: what is set up here the pool inherits.
     if sender is not None:
@@ -135,7 +143,7 @@ def _worker_init(sender: Any = None, **_: Any) -> None:
         # The notifier (and its client library) chosen once here, not by each pool
         # process on its first flush, which would hold that flush up for the import.
         notify.backend()
-        upkeep.start(sender.app, sender.hostname)
+        upkeep.start(sender.app, sender.hostname, lambda: _pool_size(sender))
 
 
 def _worker_ready(sender: Any = None, **_: Any) -> None:

@@ -107,9 +107,12 @@ class _Trouble:
 
 
 class Upkeep:
-    def __init__(self, app: celery.Celery, hostname: str) -> None:
+    def __init__(
+        self, app: celery.Celery, hostname: str, pool: Callable[[], int | None] | None = None
+    ) -> None:
         self.app = app
         self.hostname = hostname
+        self.pool = pool
         self.pid = os.getpid()
         self.started_at = timezone.now()
         self._stopping = threading.Event()
@@ -213,7 +216,13 @@ class Upkeep:
         waiting = max(0, len(worker_state.reserved_requests) - active)
         before = timezone.now()
         stamped = workers.beat(
-            self.hostname, self.pid, self.started_at, silent_in(settings), active, waiting
+            self.hostname,
+            self.pid,
+            self.started_at,
+            silent_in(settings),
+            active,
+            waiting,
+            None if self.pool is None else self.pool(),
         )
         self._check_clock(clock_offset(before, timezone.now(), stamped))
 
@@ -299,10 +308,10 @@ class Upkeep:
 _upkeep: Upkeep | None = None
 
 
-def start(app: celery.Celery, hostname: str) -> None:
+def start(app: celery.Celery, hostname: str, pool: Callable[[], int | None] | None = None) -> None:
     global _upkeep
     if _upkeep is None:
-        _upkeep = Upkeep(app, hostname)
+        _upkeep = Upkeep(app, hostname, pool)
         _upkeep.start()
 
 

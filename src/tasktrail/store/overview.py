@@ -209,9 +209,14 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] for p in PERCENTILES}
 
 
-def timings(now: datetime, since: timedelta = WINDOWS["hour"]) -> list[Timing]:
-    """Percentiles per task name over the latest :data:`TIMING_SAMPLE` tasks that
-    finished in the ``since`` before ``now``, busiest name first.
+#: What :func:`timings` may group by.
+TIMED_BY = ("name", "queue")
+
+
+def timings(now: datetime, since: timedelta = WINDOWS["hour"], by: str = "name") -> list[Timing]:
+    """Percentiles per task name (or queue: ``by="queue"``, ``Timing.name`` is then the
+    queue's) over the latest :data:`TIMING_SAMPLE` tasks that finished in the ``since``
+    before ``now``, busiest first.
 
     Wait is the last attempt's: from when that attempt became due to its start (see
     :func:`_due`). A retry's countdown is the task's own choice, not the queue's delay:
@@ -223,9 +228,14 @@ def timings(now: datetime, since: timedelta = WINDOWS["hour"]) -> list[Timing]:
         .filter(updated_at__gte=now - since, updated_at__lte=now, rank=states.RANK_DONE)
         .exclude(started_at=None)
         .order_by("-updated_at")
-        .values_list("task_id", "name", "attempt", "sent_at", "started_at", "finished_at")[
-            :TIMING_SAMPLE
-        ]
+        .values_list(
+            "task_id",
+            TIMED_BY[TIMED_BY.index(by)],
+            "attempt",
+            "sent_at",
+            "started_at",
+            "finished_at",
+        )[:TIMING_SAMPLE]
     )
     due = _due(rows)
     waits: dict[str, list[float]] = defaultdict(list)
@@ -273,7 +283,7 @@ def _due(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
         retried_at: dict[str, datetime] = {}
         for task_id, state, attempt, at, detail in found:
             if state == states.STARTED and attempt == last[task_id]:
-                if (when := _moment((detail or {}).get("due"))) is not None:
+                if (when := _noted_moment((detail or {}).get("due"))) is not None:
                     noted[task_id] = when
             elif state == states.RETRY and attempt == last[task_id] - 1:
                 retried_at[task_id] = at
@@ -282,7 +292,7 @@ def _due(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
     return due
 
 
-def _moment(text: Any) -> datetime | None:
+def _noted_moment(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
@@ -290,6 +300,97 @@ def _moment(text: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ran:
+    """Tasks one worker finished in a window, and how many of them failed."""
+
+    finished: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed / self.finished if self.finished else None
+
+
+def ran_by_worker(now: datetime, since: timedelta = WINDOWS["hour"]) -> tuple[dict[str, Ran], bool]:
+    """Tasks each worker finished in the ``since`` before ``now``, and whether that is
+    exact (``False``: the window held more than :data:`SAMPLE` finished tasks, and these
+    are the most recent :data:`SAMPLE`'s). One capped scan, like :func:`throughput`."""
+    failed = ", ".join(f"'{state}'" for state in FAILED)
+    sample = _recent_sql("state, worker, updated_at", f" AND rank >= {states.RANK_LOST}")
+    sql = (
+        f"SELECT worker, COUNT(*), SUM(CASE WHEN state IN ({failed}) THEN 1 ELSE 0 END) "
+        f"FROM ({sample}) done GROUP BY worker"
+    )
+    rows = _run(sql, [_at(now - since), _at(now), SAMPLE])
+    found = {str(w): Ran(int(n), int(f or 0)) for w, n, f in rows if w}
+    return found, sum(n for _, n, _ in rows) < SAMPLE
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Waiting:
+    """Tasks of one queue sent and not yet started (PENDING, RECEIVED), by the store."""
+
+    queue: str
+    count: int
+    oldest_sent_at: datetime | None
+
+
+def waiting_by_queue(limit: int = SAMPLE) -> tuple[list[Waiting], bool]:
+    """Each queue's waiting tasks and the oldest one's sending, over at most ``limit``
+    of them, and whether that is all of them. One capped scan of the partial index of
+    unfinished tasks (its condition repeated, so the planner picks it): at 10 M tasks
+    it holds the few thousand in flight."""
+    sample = (
+        f"SELECT queue, sent_at FROM {TASK_TABLE} "
+        f"WHERE rank < {states.RANK_LOST} AND rank <= {states.RANK_RECEIVED} LIMIT %s"
+    )
+    rows = _run(
+        f"SELECT queue, COUNT(*), MIN(sent_at) FROM ({sample}) w GROUP BY queue ORDER BY queue",
+        [limit],
+    )
+    connection = connections[_alias()]
+    found = [Waiting(str(q), int(n), _moment(connection, oldest)) for q, n, oldest in rows]
+    return found, sum(w.count for w in found) < limit
+
+
+def _moment(connection: Any, value: Any) -> datetime | None:
+    """A timestamp as raw SQL returns it (text on SQLite), as an aware datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+
+    converted: datetime | None = connection.ops.convert_datetimefield_value(value, None, connection)
+    return converted
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gauges:
+    """Tasks in flight now, each count capped at :data:`SAMPLE` (a lower bound then)."""
+
+    running: int
+    waiting: int
+    stuck: int
+
+
+def _stuck(now: datetime) -> Any:
+    """The stuck tasks' rows: the one rule :func:`stuck` lists and :func:`gauges` counts."""
+    from ..models import UNFINISHED
+
+    cutoff = now - conf.get().STUCK_AFTER
+    rows = _tasks().filter(UNFINISHED, updated_at__lt=cutoff)
+    return rows.exclude(rank=states.RANK_RETRY, next_retry_at__gt=now)
+
+
+def gauges(now: datetime) -> Gauges:
+    """Running, waiting and stuck tasks: three counts over partial indexes, capped."""
+    sync()
+    from ..models import RUNNING, UNFINISHED
+
+    running = _tasks().filter(RUNNING).order_by()[:SAMPLE].count()
+    waiting = _tasks().filter(UNFINISHED, rank__lte=states.RANK_RECEIVED).order_by()
+    return Gauges(running, waiting[:SAMPLE].count(), _stuck(now).order_by()[:SAMPLE].count())
 
 
 def _records(rows: Any) -> list[TaskRecord]:
@@ -314,12 +415,7 @@ def stuck(now: datetime, limit: int = LIST_LIMIT, where: Q | None = None) -> lis
     means a hung task (a dead worker's tasks become ``LOST`` instead). A retry waiting
     for its countdown is not stuck.
     """
-    from ..models import UNFINISHED
-
-    cutoff = now - conf.get().STUCK_AFTER
-    rows = _tasks().filter(UNFINISHED, where or Q(), updated_at__lt=cutoff)
-    rows = rows.exclude(rank=states.RANK_RETRY, next_retry_at__gt=now)
-    return _records(rows.order_by("updated_at", "task_id")[:limit])
+    return _records(_stuck(now).filter(where or Q()).order_by("updated_at", "task_id")[:limit])
 
 
 def lost(limit: int = LIST_LIMIT, where: Q | None = None) -> list[TaskRecord]:

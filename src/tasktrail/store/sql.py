@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .. import states
 from .history import COLUMNS as HISTORY_COLUMNS
+from .rollup import COUNTED_SQL, RETURNED
 from .schema import COLUMNS, CORE, KEEP, META, RESET, STRICT, STRICTEST, TEXT
 
 TASK_TABLE = "tasktrail_task"
@@ -58,7 +59,12 @@ def _assignment(column: str) -> str:
 
 
 _UPDATES = ", ".join(f"{c} = {_assignment(c)}" for c in (*CORE, *META, *STRICT, *KEEP, *RESET))
-_CONFLICT = f"ON CONFLICT (task_id) DO UPDATE SET {_UPDATES} RETURNING task_id, state, attempt"
+#: The row as the statement left it: the id, state and attempt (the history's attempt
+#: 0 takes it), then what the metrics' counters read (:data:`rollup.RETURNED`).
+_CONFLICT = (
+    f"ON CONFLICT (task_id) DO UPDATE SET {_UPDATES} "
+    f"RETURNING task_id, state, attempt, {', '.join(RETURNED)}"
+)
 
 
 @functools.cache
@@ -87,8 +93,9 @@ def _recordset(alias: str, columns: Sequence[str], types: Sequence[str]) -> tupl
 
 @functools.cache
 def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]) -> str:
-    """One statement for a whole flush on PostgreSQL: upsert the tasks, then append the
-    history entries the task does not list yet (:mod:`tasktrail.store.history`).
+    """One statement for a whole flush on PostgreSQL: upsert the tasks, append the
+    history entries the task does not list yet (:mod:`tasktrail.store.history`), and add
+    the outcomes and retries they record to the metrics' counters (:mod:`.rollup`).
 
     The rows travel as two JSON documents, so the statement has one shape whatever
     the batch size, is prepared once per connection, and the driver adapts two
@@ -104,14 +111,16 @@ def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]
     return (
         f"WITH up AS (INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "
         f"SELECT {task_select} FROM json_to_recordset(%s::json) AS r({task_defs}) "
-        f"{_CONFLICT}) "
-        f"INSERT INTO {HISTORY_TABLE} ({', '.join(HISTORY_COLUMNS)}) "
+        f"{_CONFLICT}), "
+        f"hist AS (INSERT INTO {HISTORY_TABLE} ({', '.join(HISTORY_COLUMNS)}) "
         f"SELECT {history_select} "
         f"FROM ROWS FROM (json_to_recordset(%s::json) AS ({history_defs})) "
         f"WITH ORDINALITY AS h({', '.join(HISTORY_COLUMNS)}, n) "
         "JOIN up ON up.task_id = h.task_id "
         f"WHERE NOT EXISTS (SELECT 1 FROM {HISTORY_TABLE} x WHERE x.task_id = h.task_id "
-        f"AND x.action = '' AND x.state = h.state AND x.attempt = {attempt}) ORDER BY h.n"
+        f"AND x.action = '' AND x.state = h.state AND x.attempt = {attempt}) ORDER BY h.n "
+        "RETURNING task_id, state, attempt), "
+        f"{COUNTED_SQL}"
     )
 
 

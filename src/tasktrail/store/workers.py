@@ -72,8 +72,12 @@ def beat(
     silent_in: timedelta,
     active: int,
     reserved: int,
+    pool: int | None = None,
 ) -> datetime:
-    """Record a heartbeat; return the moment the database stamped on it (its clock)."""
+    """Record a heartbeat; return the moment the database stamped on it (its clock).
+
+    ``pool`` is the worker's pool size: carried by the heartbeat, so the workers page
+    reads it from this table instead of asking every worker over the broker."""
     from ..models import Worker
 
     values: dict[str, Any] = {
@@ -84,6 +88,7 @@ def beat(
         "stopped_at": None,
         "active": active,
         "reserved": reserved,
+        "pool": pool,
     }
     rows = Worker.objects.using(_alias())
     # One plain UPDATE, no transaction around it: a transaction's start time would be
@@ -105,6 +110,13 @@ def stop(hostname: str, pid: int) -> None:
     Worker.objects.using(_alias()).filter(hostname=hostname, pid=pid).update(
         last_seen=Now(), silent_after=Now(), stopped_at=Now(), active=0, reserved=0
     )
+
+
+def pools() -> dict[str, int | None]:
+    """Each worker's pool size as its last heartbeat said (``None``: not reported)."""
+    from ..models import Worker
+
+    return dict(Worker.objects.using(_alias()).values_list("hostname", "pool"))
 
 
 def claim(name: str, holder: str, seconds: float) -> bool:

@@ -21,7 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .. import conf, ids
 from . import history as _history
-from . import names, spool, sql, storable, timeouts
+from . import names, rollup, spool, sql, storable, timeouts
 from .buffer import WriteBuffer
 from .db import alias, tasks
 from .history import HistoryEntry
@@ -84,7 +84,7 @@ def _write_generic(
         for chunk in chunks(rows):
             params = [adapt(row[c]) if c in DATETIMES else row[c] for row in chunk for c in COLUMNS]
             cursor.execute(sql.upsert(len(chunk)), params)
-            stored.update((task_id, attempt) for task_id, _, attempt in cursor.fetchall())
+            stored.update((found[0], found[2]) for found in cursor.fetchall())
         entries = _history.resolve_attempts(entries, stored, final=True)
         listed: set[tuple[str, str, int]] = set()
         for chunk in chunks(sorted({e.task_id for e in entries})):
@@ -95,6 +95,23 @@ def _write_generic(
             values = [_history.values(e) for e in part]
             params = [adapt(v) if isinstance(v, datetime) else v for e in values for v in e]
             cursor.execute(sql.insert_history(len(part)), params)
+        _count(cursor, [(e.task_id, e.state, e.attempt) for e in fresh])
+
+
+def _count(cursor: Any, listed: list[tuple[str, str, int]]) -> None:
+    """Add the flush's outcomes and retries to the metrics' counters (:mod:`.rollup`), in
+    its transaction; the rows are read back only for the few entries that count."""
+    counted = [entry for entry in listed if entry[1] in rollup.COUNTED_STATES]
+    if not counted:
+        return
+    rows: dict[str, rollup.Stored] = {}
+    for chunk in chunks(sorted({task_id for task_id, _, _ in counted})):
+        found = tasks().filter(task_id__in=chunk)
+        for task_id, *values in found.values_list("task_id", *rollup.STORED):
+            rows[task_id] = rollup.Stored(*values)
+    added = sorted(rollup.fold(counted, rows).items())
+    for part in chunks(added):
+        cursor.execute(rollup.upsert_sql(len(part)), [v for key, n in part for v in (*key, *n)])
 
 
 def _json_default(value: Any) -> str:
