@@ -3,8 +3,8 @@
 A page whose samples send tasks (``.delay(``, ``.apply_async(``, ``.enqueue(``) runs
 them against a real Celery worker started for that page, with the page's own modules
 (``module`` blocks, written to files the worker imports) on the Redis broker and the test
-database: what a reader pasting the samples into ``manage.py shell`` sees, so a sample that reads a record
-before its task has run fails here as it would there.
+database: what a reader pasting the samples into ``manage.py shell`` sees, so a sample
+that reads a record before its task has run fails here as it would there.
 """
 
 from __future__ import annotations
