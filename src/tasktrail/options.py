@@ -46,8 +46,9 @@ HEADERS: Final = {
     ),
     RECORD_AS_HEADER: (
         "What to record a task as: a dict with the `name` recorded instead of the Celery "
-        "task's, kept whole in the history entry of its sending (the django.tasks runner "
-        "sends the Django task's path, backend, queue, priority and run_after)."
+        "task's (and its `max_retries`), kept whole in the history entry of its sending "
+        "(the django.tasks runner sends the Django task's path, backend, queue, priority, "
+        "run_after and retry limit)."
     ),
 }
 

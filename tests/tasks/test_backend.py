@@ -51,11 +51,14 @@ def test_the_whole_result_round_trips_through_the_store() -> None:
     with pytest.raises(ValueError, match="not finished"):
         _ = got.return_value
     record = tasktrail.get(result.id)
-    assert (record.name, record.state, record.queue) == (
+    assert (record.name, record.state, record.queue, record.max_retries) == (
         "tests.tasks.djtasks.add",
         "PENDING",
         task.queue_name,
+        0,  # the backend's policy retries no exception
     )
+    flaky = djtasks.flaky.using(queue_name=task.queue_name).enqueue("unused", 0)
+    assert tasktrail.get(flaky.id).max_retries == 2  # recorded when sent
 
 
 def test_a_delay_as_timedelta_round_trips() -> None:

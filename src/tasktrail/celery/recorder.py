@@ -98,8 +98,9 @@ def _parent(request: Any) -> str:
 
 def recorded_as(carrier: Any) -> dict[str, Any]:
     """What a message asks to be recorded as (:data:`tasktrail.options.RECORD_AS_HEADER`):
-    ``{}``, or a dict with the task ``name`` to record. ``carrier`` is the message's
-    headers (a dict) or the worker's request, which carries headers as attributes."""
+    ``{}``, or a dict with the task ``name`` to record (and its ``max_retries``, if
+    known). ``carrier`` is the message's headers (a dict) or the worker's request, which
+    carries headers as attributes."""
     if isinstance(carrier, dict):
         found = carrier.get(options.RECORD_AS_HEADER)
     else:
@@ -156,6 +157,9 @@ def published(
     now = _sending_at.pop(task_id, None) or timezone.now()
     ignored = headers.get("ignore_result")
     record_as = recorded_as(headers)
+    if "max_retries" in record_as:
+        # The sender's Celery task (a runner) does not know the limit of what it runs.
+        max_retries = record_as["max_retries"]
     store.record(
         store.event(
             task_id,

@@ -55,14 +55,10 @@ def refine(
     return dataclasses.replace(base or RetryPolicy(), **changes)
 
 
-def for_sent(sent: dict[str, Any]) -> RetryPolicy | None:
-    """The policy of the Django task a message carries; ``LookupError`` if none."""
-    from . import results
-
-    found = results.Sent.parse(sent)
-    if found is None:
-        raise LookupError("no django.tasks task in the message")
-    return of(found.task())
+def limit(found: RetryPolicy | None) -> int | None:
+    """The retry limit to record: none for a policy that retries no exception (a
+    django.tasks task has no ``self.retry()``), ``None`` for no limit."""
+    return found.max_retries if found is not None and found.retry_on else 0
 
 
 def of(task: Any) -> RetryPolicy | None:

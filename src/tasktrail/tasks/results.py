@@ -37,6 +37,8 @@ class Sent:
     priority: int
     #: ISO 8601 for a datetime, seconds for a timedelta; ``None`` for neither.
     run_after: str | float | None
+    #: Its policy's retry limit, recorded when it is sent (``None``: unlimited or none known).
+    max_retries: int | None = None
 
     @classmethod
     def of(cls, task: AnyTask) -> Sent:
@@ -46,7 +48,10 @@ class Sent:
             when = after.isoformat()
         elif isinstance(after, timedelta):
             when = after.total_seconds()
-        return cls(task.module_path, task.backend, task.queue_name, task.priority, when)
+        from . import policy
+
+        limit = policy.limit(policy.of(task))
+        return cls(task.module_path, task.backend, task.queue_name, task.priority, when, limit)
 
     @classmethod
     def parse(cls, value: Any) -> Sent | None:
@@ -59,6 +64,7 @@ class Sent:
                 str(value["queue_name"]),
                 int(value["priority"]),
                 value.get("run_after"),
+                value.get("max_retries") if isinstance(value.get("max_retries"), int) else None,
             )
         except (KeyError, TypeError, ValueError):
             return None

@@ -26,19 +26,15 @@ NAME = "tasktrail.tasks.run"
 
 
 class _MaxRetries:
-    """The running Django task's retry limit, for what tasktrail records at its start
-    (``None`` outside a run: the sender does not know the policy)."""
+    """The running Django task's retry limit, as its message carries it, for what
+    tasktrail records at its start and Celery's ``retry()`` reads (``None`` outside a run
+    of the runner: unknown)."""
 
     def __get__(self, task: Any, owner: type | None = None) -> int | None:
-        if task is None or not recorded_as(task.request):
+        if task is None:
             return None
-        from . import policy
-
-        try:
-            found = policy.for_sent(recorded_as(task.request))
-        except LookupError:
-            return None
-        return found.max_retries if found is not None else 0
+        limit = recorded_as(task.request).get("max_retries")
+        return limit if isinstance(limit, int) else None
 
 
 class Runner(celery.Task[Any, Any]):
