@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import ARTIFACTS, slug
+from tests.chromium import ARTIFACTS, screenshot, slug  # noqa: F401 (tests import screenshot here)
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
