@@ -8,6 +8,7 @@ A façade; each concern has its module:
 - :mod:`~.history`: which transitions a task's history lists;
 - :mod:`~.read`, :mod:`~.rows`: point reads, and rows mapped to frozen records;
 - :mod:`~.queries`, :mod:`~.overview`: operators' lists and aggregates;
+- :mod:`~.rollup`: the metrics' counters every flush adds to;
 - :mod:`~.groups`, :mod:`~.audit`, :mod:`~.workers`, :mod:`~.revocations`,
   :mod:`~.expiry`: saved groups, chords' joins and chains' steps, operators' actions,
   heartbeats and leases, revokes, expiry.
