@@ -266,3 +266,41 @@ def test_newer_lists_what_changed_after_a_cursor_newest_first() -> None:
     found = queries.newer(queries.TaskFilter(name="app."), cursor, 10)
     assert [r.id for r in found] == ["c", "b"]
     assert [r.id for r in queries.newer(queries.TaskFilter(name="p.A"), cursor, 10)] == ["c"]
+
+
+def test_the_stream_sends_a_matching_task_recorded_after_it_opened(
+    users: dict[str, User],
+) -> None:
+    """Over ASGI, as a browser's EventSource reads it: one stream, the page's search, and
+    a task name no task had when the stream opened."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    from tests.sse import events
+
+    since = f"{timezone.now().isoformat()},"
+
+    async def write() -> None:
+        await asyncio.sleep(0.5)
+        await sync_to_async(recorded)("other-1", "PENDING", name="app.mail.send")
+        await sync_to_async(recorded)("wanted-1", "PENDING", name="app.reports.build")
+
+    async def read() -> tuple[list[str], str]:
+        client = AsyncClient()
+        await client.aforce_login(users["staff"])
+        query = {"list": "tasks", "name": "REPORTS.", "from": since}
+        response = await client.get("/tasktrail/live/list/", query)
+        assert response.streaming and response["Content-Type"] == "text/event-stream"
+        writer = asyncio.create_task(write())
+        async for event in events(response.streaming_content):
+            found = [t["id"] for t in event.get("data", {}).get("tasks", [])]
+            if found:
+                await writer
+                return found, event["id"]
+        raise AssertionError("the stream ended")
+
+    found, cursor = asyncio.run(asyncio.wait_for(read(), 30))
+    assert found == ["wanted-1"]
+    assert cursor.endswith(",wanted-1")

@@ -71,3 +71,22 @@ def test_the_next_retry_time_is_visible_while_waiting() -> None:
     [attempt] = tasktrail.attempts(result.id)
     assert attempt.state == "RETRY" and attempt.error and attempt.error.type == "ConnectionError"
     assert result.get(timeout=20) == "ok after 2 attempts"
+
+
+def test_queue_wait_of_a_retried_task_leaves_out_its_countdown() -> None:
+    # The worker notes on STARTED when the retry became due (the message's eta), so the
+    # overview's wait is the queue's delay, not the 2 s countdown the task asked for.
+    from django.utils import timezone
+
+    from tasktrail.store import overview
+
+    result = tasks.flaky.delay(1, countdown=2.0)
+    assert result.get(timeout=20) == "ok after 2 attempts"
+    record = wait_for(result.id, lambda r: r.state == "SUCCESS")
+    assert record.sent_at is not None and record.started_at is not None
+    since_sent = (record.started_at - record.sent_at).total_seconds()
+    timings = {t.name: t for t in overview.timings(timezone.now())}
+    wait = timings["tests.testapp.tasks.flaky"].wait["p99"]
+    # From its sending to its start the task waited the countdown and more; its queue
+    # wait is what remains once the countdown is left out.
+    assert wait is not None and since_sent - wait >= 2.0, (since_sent, wait)

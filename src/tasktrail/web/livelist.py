@@ -84,8 +84,9 @@ def _follow(request: HttpRequest) -> Follow | JsonResponse:
             if kind not in LISTS:
                 errors["list"] = [f"one of {', '.join(LISTS)}"]
             return responses.json({"error": "bad search", "fields": errors}, 400)
-        where = form.task_filter().resolved()
-        return Follow(level, where, kind, request.GET.get("counts") == "1")
+        # Not resolved here: a name first seen after the stream opened must match too,
+        # so each read looks the names up again (a query of the small names table).
+        return Follow(level, form.task_filter(), kind, request.GET.get("counts") == "1")
     finally:
         close_old_connections()
 
