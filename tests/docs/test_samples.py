@@ -220,12 +220,15 @@ def page_worker(page: str, root: Path, modules: list[str]) -> Iterator[None]:
         # otherwise leave now and then (the rule itself is tested in tests/integration).
         "TT_RECEIVED_AFTER": "30",
     }
+    # Celery tasks' modules; a page of django.tasks tasks has none to give (the runner
+    # imports each task by its path, from PYTHONPATH), and an empty --include fails.
+    include = [f"--include={','.join(modules)}"] if modules else []
     app.control.purge()
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
              "--concurrency=1", "--loglevel=INFO", f"--hostname={hostname}",
-             f"--include={','.join(modules)}", "--without-gossip", "--without-mingle"],
+             *include, "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
