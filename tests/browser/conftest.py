@@ -30,7 +30,9 @@ from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "example" / "manage.py"
-PG_DATABASE = "tasktrail_demo_browser"
+#: The run's own database for the example sites (a name shared by every run kept the
+#: migration state of whichever branch ran last, and a renumbered migration then failed).
+PG_DATABASE = os.environ.get("TT_TEST_DB_NAME", "test_tasktrail") + "_browser"
 #: A run's own Redis database when TT_BROKER names one: runs sharing a database (and the
 #: demo's "celery" queue) would run each other's tasks against their own sites.
 _OWN = os.environ.get("TT_BROKER", "")
@@ -44,11 +46,19 @@ def _free_port() -> int:
     return port
 
 
+#: Databases this session made afresh: the first site of a session starts from an empty
+#: database, the later ones share it (each site migrates it again, which is quick).
+_MADE: set[str] = set()
+
+
 def _create_database(name: str) -> None:
     import psycopg
 
     with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as conn:
         conn.autocommit = True
+        if name not in _MADE:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _MADE.add(name)
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
 

@@ -81,8 +81,13 @@ def test_a_group_of_ten_fills_its_bar_and_names_the_failure(
     assert parts.count() == 10
     assert page.locator(f"{BAR} li[data-state=FAILURE]").count() == 1
     assert page.locator(f"{BAR} li[data-state=SUCCESS]").count() == 9
-    # The member table's rows follow their tasks too (the dashboard's own live rows).
-    assert page.locator("tr[data-task-id][data-state=SUCCESS]").count() == 9
+    # The member table's rows follow their tasks too, through the dashboard's own live
+    # rows: another stream than the bar's, so they may land a moment after it.
+    page.wait_for_function(
+        "() => document.querySelectorAll('tr[data-task-id][data-state=SUCCESS]').length === 9",
+        timeout=30_000,
+    )
+    assert page.locator("tr[data-task-id][data-state=FAILURE]").count() == 1
 
 
 def test_a_chord_shows_its_callback_and_result(
