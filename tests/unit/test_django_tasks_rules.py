@@ -15,8 +15,7 @@ from tasktrail.celery.errors import class_path
 from tasktrail.retries import RetryPolicy
 from tasktrail.tasks import checks, mapping, policy
 from tasktrail.tasks.results import Sent
-
-from . import djtasks
+from tests.tasks import djtasks
 
 
 @pytest.mark.parametrize(
