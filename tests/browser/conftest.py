@@ -107,13 +107,17 @@ def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a site and everything it started (its own process group). What is left of
+    the group once the site has exited goes too: the "sqlite" sites share the example's
+    database file and broker directory with the next site and with tests/acceptance, and
+    a worker still in its warm shutdown would take their tasks and hold their database."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @contextlib.contextmanager

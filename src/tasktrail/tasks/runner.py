@@ -15,7 +15,7 @@ can import it on Django 5.2 too; the task itself needs django.tasks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import celery
 from celery import shared_task
@@ -37,7 +37,15 @@ class _MaxRetries:
         return limit if isinstance(limit, int) else None
 
 
-class Runner(celery.Task[Any, Any]):
+# celery-types makes Task generic; Celery itself is subscriptable only from 5.6 (on 5.5,
+# ``celery.Task[Any, Any]`` raised TypeError when the app loaded: the version matrix).
+if TYPE_CHECKING:
+    _RunnerBase = celery.Task[Any, Any]
+else:
+    _RunnerBase = celery.Task
+
+
+class Runner(_RunnerBase):
     max_retries = _MaxRetries()
 
 
