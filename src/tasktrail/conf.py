@@ -115,6 +115,14 @@ class Settings:
     #: Users holding this permission may read the metrics endpoint, like staff.
     #: ``None``: staff only.
     METRICS_PERMISSION: str | None = None
+    #: Live streams (SSE or WebSocket) one viewer may hold open in one process: a
+    #: logged-in user, else a session, else a signed link, else a client address. One
+    #: more is refused with 429 and ``Retry-After``; the page polls meanwhile. Browsers
+    #: open at most 6 connections per host over HTTP/1.1, so a page needs few.
+    STREAMS_PER_VIEWER: int = 32
+    #: Live streams one web process holds open at once; one more is refused with 503
+    #: and ``Retry-After``. An idle stream costs about ... KiB (bench/streams.py).
+    STREAMS_PER_PROCESS: int = 10_000
 
     @property
     def flush_seconds(self) -> float:
@@ -159,6 +167,8 @@ _POSITIVE_INTS = {
     "MAX_TRACEBACK_BYTES",
     "MAX_BUFFERED",
     "CLEANUP_BATCH",
+    "STREAMS_PER_VIEWER",
+    "STREAMS_PER_PROCESS",
 }
 
 
