@@ -40,7 +40,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HISTOGRAMS = {
     rollup.WAIT: (
         "tasktrail_task_wait_seconds",
-        "Queue wait (sent to started) of first attempts that succeeded or failed.",
+        "Queue wait (sent to started) of tasks that succeeded or failed at their first "
+        "attempt; a retried task is left out, so no retry countdown counts.",
     ),
     rollup.RUN: (
         "tasktrail_task_runtime_seconds",

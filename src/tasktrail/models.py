@@ -170,10 +170,11 @@ class Chord(models.Model):
     """A chord's join: how many of its header tasks have returned, of how many.
 
     Celery's ``on_chord_part_return`` adds one to ``done`` per header task that
-    finishes (one ``UPDATE ... RETURNING``, atomic on SQLite and PostgreSQL); the
-    task whose addition makes it ``size + added`` sends the callback, unless a header
-    task failed first (``failed_at``). The row stays after that (later duplicates
-    count past the total and send nothing) until it expires with the chord's group.
+    finishes, once per task (:class:`ChordMember`; one ``UPDATE ... RETURNING``,
+    atomic on SQLite and PostgreSQL); the task whose addition makes it ``size + added``
+    sends the callback, unless a header task failed first (``failed_at``). The row
+    stays after that (a header task run again adds nothing and sends nothing) until it
+    expires with the chord's group.
     """
 
     group_id = models.CharField(max_length=ids.MAX_LENGTH, primary_key=True)
@@ -195,6 +196,23 @@ class Chord(models.Model):
 
     def __str__(self) -> str:
         return f"chord {self.group_id}: {self.done}/{self.size}"
+
+
+class ChordMember(models.Model):
+    """A header task its chord's join has counted: the insert of this row decides
+    whether a returning header task adds one to :attr:`Chord.done`, so a task
+    delivered again (``acks_late`` after a lost worker, a replayed message) counts
+    once. Deleted with its chord (expiry), and when the chord is applied again."""
+
+    pk = models.CompositePrimaryKey("group_id", "task_id")
+    group_id = models.CharField(max_length=ids.MAX_LENGTH)
+    task_id = models.CharField(max_length=ids.MAX_LENGTH)
+
+    class Meta:
+        db_table = "tasktrail_chord_member"
+
+    def __str__(self) -> str:
+        return f"chord {self.group_id}: {self.task_id}"
 
 
 class ChainStep(models.Model):

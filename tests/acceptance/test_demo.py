@@ -12,8 +12,6 @@ import http.cookiejar
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import sites
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGE = REPO / "example" / "manage.py"
@@ -50,12 +50,13 @@ def _demo(*args: str) -> subprocess.Popen[str]:
 
 
 def _finish(process: subprocess.Popen[str], timeout: float) -> str:
-    """Wait for ``process``; on timeout stop it as a user would (SIGTERM), so it cleans up."""
+    """Wait for ``process``; on timeout stop it as a user would (SIGTERM), so it cleans up,
+    and then whatever of it is left (:func:`tests.sites.stop`)."""
     try:
         return process.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=30)[0]
+        sites.stop(process)
+        output = process.communicate()[0]
         pytest.fail(f"demo did not finish within {timeout} s:\n{output}")
 
 
@@ -75,13 +76,6 @@ def test_check_runs_every_scenario_to_its_expected_outcome() -> None:
     assert re.match(failure, lines["always_fails"]), output
     assert re.match(r"slow_task\s+REVOKED\s", lines["slow_task"]), output
     assert elapsed < 60, f"the check took {elapsed:.1f} s"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class Browser:
@@ -123,20 +117,6 @@ class Browser:
         return answer
 
 
-def _children(pid: int) -> list[int]:
-    """Child process ids of ``pid`` (Linux); empty where /proc does not list them."""
-    listing = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in listing.read_text().split()] if listing.exists() else []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @dataclasses.dataclass
 class Demo:
     base: str
@@ -151,7 +131,7 @@ class Demo:
 @pytest.fixture
 def site() -> Iterator[Demo]:
     """The demo serving on a free port; stopped with SIGTERM, which must leave nothing behind."""
-    port = _free_port()
+    port = sites.free_port()
     demo = _demo("--port", str(port))
     lines: list[str] = []
     assert demo.stdout is not None
@@ -167,19 +147,18 @@ def site() -> Iterator[Demo]:
             assert time.monotonic() < deadline, f"the demo did not come up in 60 s: {lines}"
             time.sleep(0.2)
         assert Browser(base).get("/")[0] == 200
-        children = _children(demo.pid)
+        # Its worker and its web server, each in a session of its own.
+        children = sites.tree(demo.pid, depth=1)
         yield Demo(base, lines)
     finally:
-        demo.send_signal(signal.SIGTERM)
-        try:
-            demo.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            pytest.fail(f"demo did not stop within 30 s of SIGTERM:\n{''.join(lines)}")
+        # SIGTERM, and what is left of it killed: a worker of the demo outliving it
+        # would hold the example's SQLite database against the next demo.
+        stopped = sites.stop(demo, grace=30)
         reader.join(timeout=10)
     output = "".join(lines)
-    assert demo.returncode == 0, output
-    assert not [pid for pid in children if _alive(pid)], output
+    assert stopped.in_time, f"demo did not stop within 30 s of SIGTERM:\n{output}"
+    assert stopped.returncode == 0, output
+    assert not set(stopped.left) & set(children), output
 
 
 def test_page_starts_a_task_and_reports_it_only_to_its_session(site: Demo) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import _free_port, _stop
+from tests import sites
 from tests.chromium import screenshot
 from tests.conftest import require
 from tests.docs.pages import ROOT, Block, blocks, tutorial
@@ -205,7 +205,7 @@ class Servers:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.port = _free_port()
+        self.port = sites.free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
@@ -246,7 +246,7 @@ class Servers:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            _stop(process)
+            sites.stop(process)
 
 
 @pytest.fixture

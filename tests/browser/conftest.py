@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import sites
 from tests.chromium import ARTIFACTS, screenshot, slug  # noqa: F401 (tests import screenshot here)
 from tests.conftest import require
 
@@ -37,13 +37,6 @@ PG_DATABASE = os.environ.get("TT_TEST_DB_NAME", "test_tasktrail") + "_browser"
 #: demo's "celery" queue) would run each other's tasks against their own sites.
 _OWN = os.environ.get("TT_BROKER", "")
 REDIS_BROKER = _OWN if _OWN.startswith("redis://") else "redis://127.0.0.1:6379/12"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 #: Databases this session made afresh: the first site of a session starts from an empty
@@ -106,20 +99,6 @@ def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path
     pytest.fail(f"the example site did not come up within 60 s; see {log}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a site and everything it started (its own process group). What is left of
-    the group once the site has exited goes too: the "sqlite" sites share the example's
-    database file and broker directory with the next site and with tests/acceptance, and
-    a worker still in its warm shutdown would take their tasks and hold their database."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 @contextlib.contextmanager
 def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
     """The example on a free port: ``manage.py demo`` (ASGI), or a worker and runserver.
@@ -127,7 +106,7 @@ def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
     ``where``: :func:`environment`'s ``database`` and ``broker``.
     """
     env = environment(setup, **where)
-    port = _free_port()
+    port = sites.free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     own = slug("-".join(where.get(k, "") for k in ("database",)))
     log_path = ARTIFACTS / f"site-{setup}-{server}{'-' + own if own else ''}.log"
@@ -158,8 +137,12 @@ def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
             _wait_until_up(url + "/", processes, log_path)
             yield Site(url, setup, processes, log_path)
         finally:
+            # With everything each started: the "sqlite" sites share the example's
+            # database file and broker directory with the next site and with
+            # tests/acceptance, and a worker left in its warm shutdown would take their
+            # tasks and hold their database.
             for process in reversed(processes):
-                _stop(process)
+                sites.stop(process)
             # The demo's worker logs to example/var/, which the next site overwrites.
             worker_log = ROOT / "example" / "var" / "demo-worker.log"
             if server == "asgi" and worker_log.exists():

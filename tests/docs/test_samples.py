@@ -12,12 +12,8 @@ from __future__ import annotations
 import contextlib
 import doctest
 import importlib
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +25,7 @@ from celery.app.defaults import DEFAULTS
 from django.template import engines
 
 from tasktrail import conf
+from tests import workers
 from tests.conftest import require
 
 from .pages import ROOT, Block, blocks, pages, tutorial
@@ -202,48 +199,20 @@ def run_page(page: str, root: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def page_worker(page: str, root: Path, modules: list[str]) -> Iterator[None]:
     """A real worker (prefork, one child) that imports the page's modules from ``root``."""
-    from django.db import connection
-
     from tests.testapp.celeryapp import app
 
     require("Redis", "127.0.0.1", 6379)
     hostname = f"docs-{uuid.uuid4().hex[:8]}@tests"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / f"worker-{page.replace('/', '-').removesuffix('.md')}.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "TT_DB_NAME": str(connection.settings_dict["NAME"]),
-        "PYTHONPATH": os.pathsep.join([str(root), str(ROOT), str(ROOT / "src")]),
-        # RECEIVED is written for a task that waited in the worker over RECEIVED_AFTER
-        # (100 ms); the pages show the common path, which a loaded test machine would
-        # otherwise leave now and then (the rule itself is tested in tests/integration).
-        "TT_RECEIVED_AFTER": "30",
-    }
+    # RECEIVED is written for a task that waited in the worker over RECEIVED_AFTER
+    # (100 ms); the pages show the common path, which a loaded test machine would
+    # otherwise leave now and then (the rule itself is tested in tests/integration).
+    env = workers.environment(root, TT_RECEIVED_AFTER="30")
     # Celery tasks' modules; a page of django.tasks tasks has none to give (the runner
     # imports each task by its path, from PYTHONPATH), and an empty --include fails.
     include = [f"--include={','.join(modules)}"] if modules else []
-    app.control.purge()
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
-             "--concurrency=1", "--loglevel=INFO", f"--hostname={hostname}",
-             *include, "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while not app.control.ping(destination=[hostname], timeout=0.5):
-                assert worker.poll() is None, f"the worker exited; see {log_path}"
-                assert time.monotonic() < deadline, f"no worker within 60 s; see {log_path}"
-            yield
-        finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+    with workers.running(app, hostname, log_path, env, 1, include, destination=hostname):
+        yield
 
 
 @pytest.mark.django_db(transaction=True)

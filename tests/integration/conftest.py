@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,14 +17,12 @@ from django.conf import settings
 
 import tasktrail
 from tasktrail.records import TaskRecord
+from tests import workers
 from tests.conftest import IN_CI, require
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = workers.ROOT
 ARTIFACTS = ROOT / "artifacts"
-#: What worker processes import: the tests from the checkout, tasktrail from wherever this
-#: run imported it (src/ in the dev install, site-packages in a nox session that installed
-#: the wheel: a worker must not test the checkout's source instead of what was installed).
-WORKER_PYTHONPATH = os.pathsep.join([str(ROOT), str(Path(tasktrail.__file__).resolve().parents[1])])
+WORKER_PYTHONPATH = workers.PYTHONPATH
 
 
 @pytest.fixture(scope="session")
@@ -66,48 +63,12 @@ SESSION_WORKERS: list[subprocess.Popen[bytes]] = []
 
 @pytest.fixture(scope="session")
 def worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
-    from django.db import connection
-
     from tests.testapp.celeryapp import app
 
-    app.control.purge()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "integration-worker.log").open("wb")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "TT_DB_NAME": str(connection.settings_dict["NAME"]),
-        "PYTHONPATH": WORKER_PYTHONPATH,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.testapp", "worker", "--pool=prefork",
-         "--concurrency=2", "--loglevel=INFO", "--hostname=itest@%h", "--without-gossip",
-         "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        _wait_until_ready(app, proc)
+    log = ARTIFACTS / "integration-worker.log"
+    with workers.running(app, "itest@%h", log, workers.environment(), concurrency=2) as proc:
         SESSION_WORKERS.append(proc)
         yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
-
-def _wait_until_ready(app: object, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"worker exited with {proc.returncode}; see artifacts/integration-worker.log"
-            )
-        if app.control.ping(timeout=0.5):  # type: ignore[attr-defined]
-            return
-    pytest.fail("worker did not answer a ping within 60 s")
 
 
 def wait_for(

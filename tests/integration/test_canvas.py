@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,8 @@ from django.test import AsyncClient, Client
 
 import tasktrail
 from tasktrail.models import Task
+from tasktrail.store import groups
+from tests.integration.conftest import unique_queue
 from tests.sse import events
 from tests.testapp import tasks
 from tests.testapp.celeryapp import app
@@ -113,6 +117,71 @@ def test_chord_header_failure_fails_the_callback() -> None:
     assert status.callback.error is not None and status.callback.error.type.endswith("ChordError")
     failed = next(m for m in status.members if m.state == "FAILURE")
     assert status.callback.error.message.startswith(f"Dependency {failed.id} raised ValueError")
+
+
+def test_a_replayed_header_task_neither_completes_the_chord_early_nor_again() -> None:
+    """A header task's message sent again (same id, group and chord) counts once.
+    Counted twice, it completed the count while the slow header task still ran: the
+    callback's join waited ``result_chord_join_timeout`` (3 s) for it and the callback
+    failed with ChordError."""
+    fast = str(uuid.uuid4())
+    header = [tasks.add.s(1, 1).set(task_id=fast), tasks.reports_progress.s(30, 0.2)]
+    result = chord(header)(tasks.total.s())
+    header_id = result.parent.id  # type: ignore[union-attr]
+    until(lambda: tasktrail.get(fast), lambda r: r.state == "SUCCESS")
+    callback = tasks.total.s().set(task_id=result.id)
+    tasks.add.apply_async((1, 1), task_id=fast, group_id=header_id, chord=callback)
+    # The slow task holds one of the worker's two processes for 6 s; the other runs the
+    # replay, then this: once it answered, the replay has returned.
+    assert tasks.add.delay(0, 0).get(timeout=10) == 0
+    join = groups.join(header_id)
+    assert join is not None and (join.done, join.total) == (1, 2)
+    assert result.get(timeout=30) == 32
+    join = groups.join(header_id)
+    assert join is not None and join.done == 2
+    # Replayed once the chord is complete: it counts nothing and sends nothing.
+    tasks.add.apply_async((1, 1), task_id=fast, group_id=header_id, chord=callback)
+    assert tasks.add.delay(0, 0).get(timeout=10) == 0
+    join = groups.join(header_id)
+    assert join is not None and join.done == 2
+
+
+def test_a_header_task_delivered_again_after_its_worker_was_lost_counts_once(
+    start_worker: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``acks_late``: the header task returned and counted, then its worker died before
+    acknowledging the message, so the broker delivered it again and it ran again."""
+    short = {"TT_VISIBILITY_TIMEOUT": "5"}
+    other = unique_queue("chord-other")
+    watcher = start_worker("chord-watcher", other, short, concurrency=2)
+    queue = unique_queue("chord-victim")
+    victim = start_worker("chord-victim", queue, short)
+    runs, release = tmp_path / "runs", tmp_path / "release"
+    header = [
+        tasks.returns_then_hangs_once.s(1, str(runs)).set(queue=queue),
+        # Held until the test releases it: the chord cannot be complete before.
+        tasks.returns_once_released.s(str(release), 2).set(queue=other),
+    ]
+    result = chord(header)(tasks.total.s().set(queue=other))
+    header_id = result.parent.id  # type: ignore[union-attr]
+
+    def returned() -> int:
+        return runs.read_text().count("returned") if runs.exists() else 0
+
+    until(returned, lambda n: n == 1)
+    victim.kill()
+    # Redis hands the unacknowledged message out again after the visibility timeout,
+    # RabbitMQ when the dead consumer's connection closes.
+    app.control.add_consumer(queue, destination=[watcher.hostname], reply=True)
+    until(returned, lambda n: n == 2, timeout=60)
+    # The second run has returned: counted again, it would have completed the join (and
+    # the callback's join would have failed waiting for the held task).
+    join = groups.join(header_id)
+    assert join is not None and (join.done, join.total) == (1, 2)
+    release.touch()
+    assert result.get(timeout=30) == 3
+    join = groups.join(header_id)
+    assert join is not None and join.done == 2
 
 
 def test_chain_of_three_shows_its_steps_in_order() -> None:

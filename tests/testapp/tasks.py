@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import celery
 from celery import shared_task
 
 import tasktrail
@@ -273,3 +274,34 @@ def fails_on(x: int, bad: int) -> int:
     if x == bad:
         raise ValueError(f"{x} is the bad one")
     return x * 2
+
+
+class _HangsOnceAfterReturning(celery.Task):
+    """Celery calls ``on_success`` after it stored the result and counted the task in its
+    chord, and before it acknowledges an ``acks_late`` message: hanging there on the first
+    run leaves the test a worker to kill between the two. Each run adds a line to the
+    file ``args[1]`` once it has returned."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        path = Path(args[1])
+        with path.open("a") as f:
+            f.write("returned\n")
+        if path.read_text().count("returned") == 1:
+            time.sleep(120)
+
+
+@shared_task(base=_HangsOnceAfterReturning, acks_late=True)
+def returns_then_hangs_once(x: int, path: str) -> int:
+    """``x``; its first run hangs after returning, its message not yet acknowledged."""
+    return x
+
+
+@shared_task
+def returns_once_released(path: str, value: int, timeout: float = 60) -> int:
+    """``value``, once the file ``path`` exists: a header task the test holds."""
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.05)
+    return value

@@ -30,46 +30,90 @@ def test_the_join_counts_each_header_task_once_and_knows_the_last() -> None:
     groups.chord_applied("g1", "cb1", now, now + timedelta(days=1))
     # Header tasks may return before Celery says the size (it says it just before
     # sending the last one).
-    assert groups.chord_part("g1", now) == (1, None)
+    assert groups.chord_part("g1", "h1", now) == (1, None)
     groups.chord_size("g1", 3, now)
-    assert groups.chord_part("g1", now) == (2, 3)
+    assert groups.chord_part("g1", "h2", now) == (2, 3)
     groups.chord_added("g1", now)
-    assert groups.chord_part("g1", now) == (3, 4)
-    assert groups.chord_part("g1", now) == (4, 4)
-    # A duplicate later counts past the total: it sends nothing.
-    assert groups.chord_part("g1", now) == (5, 4)
+    assert groups.chord_part("g1", "h3", now) == (3, 4)
+    assert groups.chord_part("g1", "h4", now) == (4, 4)
+    # A header task run again (redelivered, replayed) adds nothing and sends nothing.
+    assert groups.chord_part("g1", "h4", now) == (4, None)
+    assert groups.chord_part("g1", "h1", now) == (4, None)
     join = groups.join("g1")
-    assert join is not None and (join.callback_id, join.total, join.done) == ("cb1", 4, 5)
-    # Applying the frozen chord again starts a new run under the same id.
+    assert join is not None and (join.callback_id, join.total, join.done) == ("cb1", 4, 4)
+    # Applying the frozen chord again starts a new run under the same id, whose header
+    # tasks (the same frozen ids) count again.
     groups.chord_applied("g1", "cb2", now, None)
-    assert groups.chord_part("g1", now) == (1, None)
+    assert groups.chord_part("g1", "h1", now) == (1, None)
 
 
-def test_concurrent_header_tasks_see_distinct_counts() -> None:
-    if connection.vendor == "sqlite" and connection.settings_dict["NAME"] in ("", ":memory:"):
-        pytest.skip("an in-memory SQLite database is one connection")
+def test_a_header_task_delivered_again_cannot_complete_the_count_early() -> None:
     now = timezone.now()
-    groups.chord_applied("g2", "cb", now, None)
-    groups.chord_size("g2", 40, now)
-    seen: list[int] = []
-    lock = threading.Lock()
+    groups.chord_applied("g3", "cb", now, None)
+    groups.chord_size("g3", 3, now)
+    assert groups.chord_part("g3", "a", now) == (1, 3)
+    # "a" again (its worker was lost after it counted): without the member rows this
+    # made 2, and "b" then made 3 and sent the callback before "c" had returned.
+    assert groups.chord_part("g3", "a", now) == (1, None)
+    assert groups.chord_part("g3", "b", now) == (2, 3)
+    assert groups.chord_part("g3", "c", now) == (3, 3)
+    # Not even a different chord's join: a member is counted per (group, task).
+    groups.chord_applied("g4", "cb", now, None)
+    assert groups.chord_part("g4", "a", now) == (1, None)
 
-    def part() -> None:
+
+def _concurrently(parts: list[tuple[str, str]], threads: int = 8) -> list[tuple[int, int | None]]:
+    """``chord_part`` for each ``(group, task)``, from ``threads`` threads at once."""
+    seen: list[tuple[int, int | None]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def run(mine: list[tuple[str, str]]) -> None:
         try:
-            for _ in range(5):
-                done, _total = groups.chord_part("g2", timezone.now())
+            start.wait()
+            for group_id, task_id in mine:
+                counted = groups.chord_part(group_id, task_id, timezone.now())
                 with lock:
-                    seen.append(done)
+                    seen.append(counted)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=part) for _ in range(8)]
-    for t in threads:
+    workers = [threading.Thread(target=run, args=(parts[i::threads],)) for i in range(threads)]
+    for t in workers:
         t.start()
-    for t in threads:
+    for t in workers:
         t.join()
+    return seen
+
+
+def _needs_connections() -> None:
+    if connection.vendor == "sqlite" and connection.settings_dict["NAME"] in ("", ":memory:"):
+        pytest.skip("an in-memory SQLite database is one connection")
+
+
+def test_concurrent_header_tasks_see_distinct_counts() -> None:
+    _needs_connections()
+    now = timezone.now()
+    groups.chord_applied("g2", "cb", now, None)
+    groups.chord_size("g2", 40, now)
+    seen = _concurrently([("g2", f"t{i}") for i in range(40)])
     # Every count from 1 to 40 handed out exactly once: one task sees the last.
-    assert sorted(seen) == list(range(1, 41))
+    assert sorted(done for done, _ in seen) == list(range(1, 41))
+    assert [done for done, total in seen if total is not None and done == total] == [40]
+
+
+def test_concurrent_deliveries_of_one_header_task_count_it_once() -> None:
+    _needs_connections()
+    now = timezone.now()
+    groups.chord_applied("g5", "cb", now, None)
+    groups.chord_size("g5", 5, now)
+    # Each of 5 header tasks delivered 4 times, the deliveries racing each other.
+    seen = _concurrently([("g5", f"t{i % 5}") for i in range(20)])
+    counted = sorted(done for done, total in seen if total is not None)
+    assert counted == [1, 2, 3, 4, 5]
+    assert sum(1 for done, total in seen if done == total) == 1
+    join = groups.join("g5")
+    assert join is not None and join.done == 5
 
 
 def _embed(*steps: tuple[str, str]) -> list[Any]:
@@ -156,15 +200,23 @@ def test_a_canvas_is_seen_as_its_least_visible_task() -> None:
 
 def test_chords_joins_and_chains_steps_expire_with_the_groups() -> None:
     from tasktrail import services
-    from tasktrail.models import ChainStep, Chord
+    from tasktrail.models import ChainStep, Chord, ChordMember
 
     now = timezone.now()
     past, future = now - timedelta(hours=1), now + timedelta(days=1)
     groups.chord_applied("old", "cb", now - timedelta(days=2), past)
     groups.chord_applied("new", "cb", now, future)
+    for group_id in ("old", "new"):
+        groups.chord_part(group_id, "h1", now)
+        groups.chord_part(group_id, "h2", now)
     groups.save_chain("c-old", [("c-old", "a"), ("c-old-2", "b")], now, past)
     groups.save_chain("c-new", [("c-new", "a")], now, future)
+    # A join's counted header tasks are part of it, not counted apart.
     assert services.cleanup(dry_run=True, now=now).groups == 3
     assert services.cleanup(now=now).groups == 3
     assert list(Chord.objects.values_list("group_id", flat=True)) == ["new"]
     assert list(ChainStep.objects.values_list("task_id", flat=True)) == ["c-new"]
+    members = ChordMember.objects.order_by("task_id").values_list("group_id", "task_id")
+    assert list(members) == [("new", "h1"), ("new", "h2")]
+    # The kept chord's members still count once.
+    assert groups.chord_part("new", "h1", now) == (2, None)

@@ -178,7 +178,7 @@ class TaskTrailBackend(BaseBackend):
         # This task's outcome is written before it counts: the task that completes the
         # count reads every header result from the database.
         store.settle(task_id)
-        done, total = store.chord_part(group_id, now)
+        done, total = store.chord_part(group_id, task_id, now)
         if total is None or done < total:
             return
         if done > total:

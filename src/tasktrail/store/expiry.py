@@ -21,7 +21,7 @@ from .db import tasks as _tasks
 from .sql import HISTORY_TABLE, TASK_TABLE
 
 if TYPE_CHECKING:
-    from ..models import ChainStep, Chord, GroupResult, Revocation, Worker
+    from ..models import ChainStep, Chord, ChordMember, GroupResult, Revocation, Worker
 
 #: How long the row of a worker that stopped (or went silent) stays listed.
 WORKERS_KEPT = timedelta(days=1)
@@ -109,8 +109,12 @@ def delete_tasks(
 def delete_rest(now: datetime) -> Expired:
     """Delete expired groups, long-gone workers and revocations of deleted tasks."""
     groups, workers, revocations = _rest(now)
-    # Chords' joins and chains' steps expire as the saved groups do, counted with them.
-    canvas = sum(rows.delete()[0] for rows in _canvas(now))
+    # Chords' joins and chains' steps expire as the saved groups do, counted with them;
+    # a join's counted header tasks go with it (first: they are found by its row), as
+    # part of it, not counted apart.
+    with transaction.atomic(using=_alias()):
+        _members(now).delete()
+        canvas = sum(rows.delete()[0] for rows in _canvas(now))
     return Expired(
         groups=groups.delete()[0] + canvas,
         workers=workers.delete()[0],
@@ -143,6 +147,14 @@ def _canvas(now: datetime) -> tuple[QuerySet[Chord], QuerySet[ChainStep]]:
         Chord.objects.using(alias).filter(expires_at__lt=now),
         ChainStep.objects.using(alias).filter(expires_at__lt=now),
     )
+
+
+def _members(now: datetime) -> QuerySet[ChordMember]:
+    """The counted header tasks of the chords :func:`_canvas` deletes."""
+    from ..models import ChordMember
+
+    expired, _ = _canvas(now)
+    return ChordMember.objects.using(_alias()).filter(group_id__in=expired.values("group_id"))
 
 
 def _rest(

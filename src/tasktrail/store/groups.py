@@ -4,6 +4,11 @@ and the reads that show a group, a chord or a chain as one unit.
 A chord's join is one row of ``tasktrail_chord`` updated in place with
 ``... SET done = done + 1 RETURNING``: atomic on SQLite (≥ 3.35) and PostgreSQL alike,
 so exactly one header task sees the count reach the total, whatever the concurrency.
+Each header task counts once: the row ``(group id, task id)`` it inserts into
+``tasktrail_chord_member`` decides, in the same transaction, whether it adds one. A
+header task run again (redelivered after its worker was lost with ``acks_late``, a
+visibility-timeout redelivery, a replayed message) inserts nothing and adds nothing, so
+the callback cannot go before every header task returned.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Count
 
 from .. import ids
@@ -22,6 +27,8 @@ from .db import alias, tasks
 from .queries import group as recorded_members
 
 CHORD_TABLE = "tasktrail_chord"
+#: The header tasks each join has counted (:class:`~tasktrail.models.ChordMember`).
+MEMBER_TABLE = "tasktrail_chord_member"
 
 
 def save(group_id: str, result: Any, now: datetime, expires_at: datetime | None) -> None:
@@ -86,14 +93,18 @@ def chord_applied(
     group_id: str, callback_id: str, now: datetime, expires_at: datetime | None
 ) -> None:
     """A chord was applied: its join starts at 0 (applying a frozen chord again reuses
-    its group id for a new run). No header task is sent yet at this point."""
-    _upsert(
-        group_id,
-        now,
-        "callback_id = excluded.callback_id, size = NULL, added = 0, done = 0, failed_at = NULL, "
-        "created_at = excluded.created_at, expires_at = excluded.expires_at",
-        {"callback_id": callback_id, "expires_at": expires_at, "done": 0, "added": 0},
-    )
+    its group id for a new run, and its header tasks' ids: they count again). No header
+    task is sent yet at this point."""
+    with transaction.atomic(using=alias()):
+        with connections[alias()].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {MEMBER_TABLE} WHERE group_id = %s", [group_id])
+        _upsert(
+            group_id,
+            now,
+            "callback_id = excluded.callback_id, size = NULL, added = 0, done = 0, "
+            "failed_at = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at",
+            {"callback_id": callback_id, "expires_at": expires_at, "done": 0, "added": 0},
+        )
 
 
 def chord_size(group_id: str, size: int, now: datetime) -> None:
@@ -106,13 +117,29 @@ def chord_added(group_id: str, now: datetime) -> None:
     _upsert(group_id, now, f"added = {CHORD_TABLE}.added + 1", {"added": 1, "done": 0})
 
 
-def chord_part(group_id: str, now: datetime) -> tuple[int, int | None]:
-    """One header task returned: the count now, and the total (``None`` if unknown,
-    and once a header task failed the chord: nothing is left to send)."""
-    done, size, added, failed_at = _upsert(
-        group_id, now, f"done = {CHORD_TABLE}.done + 1", {"done": 1, "added": 0}
-    )
-    if size is None or failed_at is not None:
+def chord_part(group_id: str, task_id: str, now: datetime) -> tuple[int, int | None]:
+    """Header task ``task_id`` returned: the count now, and the total; the total is
+    ``None`` when there is nothing for this task to send: the size is not known yet, a
+    header task failed the chord, or this task was counted before (it ran again).
+
+    The member's insert and the count's addition are one transaction: on PostgreSQL a
+    second delivery of the same task waits on the first one's uncommitted member row,
+    then inserts nothing; on SQLite the transaction holds the write lock from its first
+    statement, the insert, to its commit.
+    """
+    with transaction.atomic(using=alias()):
+        with connections[alias()].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {MEMBER_TABLE} (group_id, task_id) VALUES (%s, %s) "
+                "ON CONFLICT (group_id, task_id) DO NOTHING RETURNING task_id",
+                [group_id, task_id],
+            )
+            counted = cursor.fetchone() is not None
+        step = 1 if counted else 0
+        done, size, added, failed_at = _upsert(
+            group_id, now, f"done = {CHORD_TABLE}.done + {step}", {"done": step, "added": 0}
+        )
+    if size is None or failed_at is not None or not counted:
         return int(done), None
     return int(done), int(size) + int(added)
 

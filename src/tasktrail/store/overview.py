@@ -30,6 +30,7 @@ from django.db.models import Q
 
 from .. import conf, states
 from ..records import TaskRecord
+from . import waits as _waits
 from .db import alias as _alias
 from .db import tasks as _tasks
 from .rows import record as _record
@@ -98,8 +99,8 @@ class Throughput:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Timing:
-    """Queue wait (sent → started) and run time (started → finished) percentiles, in
-    seconds, for one task name."""
+    """Queue wait (its last attempt's, :mod:`.waits`) and run time (started → finished)
+    percentiles, in seconds, for one task name."""
 
     name: str
     count: int
@@ -218,10 +219,8 @@ def timings(now: datetime, since: timedelta = WINDOWS["hour"], by: str = "name")
     queue's) over the latest :data:`TIMING_SAMPLE` tasks that finished in the ``since``
     before ``now``, busiest first.
 
-    Wait is the last attempt's: from when that attempt became due to its start (see
-    :func:`_due`). A retry's countdown is the task's own choice, not the queue's delay:
-    counted from the first sending, ``send_email`` retried with a 3 s countdown read
-    "wait p50 3.4 s" over a queue that took milliseconds.
+    Wait is the last attempt's, by the rule of :mod:`.waits`: from when that attempt
+    became due (:func:`_due`) to its start, so a retry's countdown is left out.
     """
     rows = list(
         _tasks()
@@ -241,8 +240,8 @@ def timings(now: datetime, since: timedelta = WINDOWS["hour"], by: str = "name")
     waits: dict[str, list[float]] = defaultdict(list)
     runs: dict[str, list[float]] = defaultdict(list)
     for task_id, name, _, _, started, finished in rows:
-        if (became_due := due.get(task_id)) is not None:
-            waits[name].append(max(0.0, (started - became_due).total_seconds()))
+        if (wait := _waits.seconds(due.get(task_id), started)) is not None:
+            waits[name].append(wait)
         if finished is not None:
             runs[name].append(max(0.0, (finished - started).total_seconds()))
     names = sorted(waits.keys() | runs.keys(), key=lambda n: (-len(runs[n] or waits[n]), n))
@@ -257,20 +256,19 @@ _DUE_CHUNK = 500
 
 
 def _due(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
-    """When each task's last attempt became due, for its queue wait: a first attempt
-    when it was sent; a later one when its retry's countdown ended (the ``due`` its
-    worker noted on STARTED, from the message's ``eta``), or when the retry was
-    recorded if it had no countdown. A retried task whose history holds neither
-    (history trimmed, or written by an older release) has no known wait and is left
-    out, rather than counted from its first sending.
+    """When each task's last attempt became due (:func:`.waits.became_due`), from the
+    rows ``(task_id, _, attempt, sent_at, ...)``; a task whose moment is not known (a
+    retried one whose history holds neither its noted due nor its retry: history
+    trimmed, or written by an older release) is left out.
 
     Retried tasks are a few percent of a sample, so this reads only their STARTED and
     RETRY transitions, through the history's task index."""
     from ..models import Transition
 
-    due = {r[0]: r[3] for r in rows if r[2] <= 1 and r[3] is not None}
     last = {r[0]: r[2] for r in rows if r[2] > 1}
     retried = sorted(last)
+    noted: dict[str, datetime] = {}
+    retried_at: dict[str, datetime] = {}
     history = Transition.objects.using(_alias()).filter(
         state__in=(states.STARTED, states.RETRY), action=""
     )
@@ -279,17 +277,17 @@ def _due(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
         found = history.filter(task_id__in=chunk).values_list(
             "task_id", "state", "attempt", "at", "detail"
         )
-        noted: dict[str, datetime] = {}
-        retried_at: dict[str, datetime] = {}
         for task_id, state, attempt, at, detail in found:
             if state == states.STARTED and attempt == last[task_id]:
                 if (when := _noted_moment((detail or {}).get("due"))) is not None:
                     noted[task_id] = when
             elif state == states.RETRY and attempt == last[task_id] - 1:
                 retried_at[task_id] = at
-        due.update(retried_at)
-        due.update(noted)
-    return due
+    due = {
+        task_id: _waits.became_due(attempt, sent_at, noted.get(task_id), retried_at.get(task_id))
+        for task_id, _, attempt, sent_at, *_ in rows
+    }
+    return {task_id: moment for task_id, moment in due.items() if moment is not None}
 
 
 def _noted_moment(text: Any) -> datetime | None:

@@ -19,10 +19,12 @@ The rule, one place for both databases (:data:`COUNTED_SQL` on PostgreSQL,
 - **A retry counts once per attempt that asked for it** (a ``RETRY`` entry first listed),
   whatever the row shows by then: the next attempt may overtake it in the same flush.
 - **Timings**, of tasks that succeed or fail: run time (started → finished, its last
-  attempt) when the outcome is counted; queue wait (sent → started) for first attempts
-  only, so a retry's countdown never reads as a slow queue, once, in the flush that
-  brings the later of the outcome and the sending (the producer's ``PENDING`` may land
-  after a fast task's outcome).
+  attempt) when the outcome is counted; queue wait by the one rule of :mod:`.waits`,
+  once, in the flush that brings the later of the outcome and the sending (the
+  producer's ``PENDING`` may land after a fast task's outcome). A flush knows when a
+  first attempt became due (its sending) but not a retried one (the row does not keep
+  the retry's due), so the histogram observes the waits of first attempts; a retry's
+  countdown never reads as a slow queue.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Final
 from django.db import connections
 
 from .. import states
+from . import waits
 from .db import alias
 
 METRIC_TABLE: Final = "tasktrail_metric"
@@ -89,7 +92,7 @@ _UPSERT_TAIL = (
 #: ``RETURNING`` what :func:`fold` reads) and ``hist`` (the history entries inserted,
 #: ``RETURNING task_id, state, attempt``). Sorted, so two flushes touching the same rows
 #: lock them in the same order and cannot deadlock.
-_WAIT_SQL = "GREATEST(0, EXTRACT(EPOCH FROM up.started_at - up.sent_at))::float8"
+_WAIT_SQL = waits.seconds_sql(waits.first_due_sql("up.attempt", "up.sent_at"), "up.started_at")
 COUNTED_SQL: Final = (
     # GREATEST skips NULLs; the difference of a missing time stays NULL through it.
     "done AS (SELECT up.name, up.state, "
@@ -101,8 +104,7 @@ COUNTED_SQL: Final = (
     # sending (a fast task's outcome may be written before its producer's PENDING).
     f"waited AS (SELECT DISTINCT ON (up.task_id) up.name, {_WAIT_SQL} AS wait "
     "FROM hist JOIN up ON up.task_id = hist.task_id "
-    f"WHERE up.state IN ({_TIMED_SQL}) AND up.attempt = 1 "
-    "AND up.sent_at IS NOT NULL AND up.started_at IS NOT NULL "
+    f"WHERE up.state IN ({_TIMED_SQL}) AND {_WAIT_SQL} IS NOT NULL "
     "AND ((hist.state = up.state AND hist.attempt = up.attempt) "
     f"OR (hist.state = '{states.PENDING}' AND hist.attempt = 1))), "
     f"counted AS (SELECT name, '{TASKS}' AS kind, state AS label, 0::float8 AS v FROM done "
@@ -155,7 +157,7 @@ def fold(
         if state == states.RETRY:
             add((row.name, RETRIES, ""))
             continue
-        timed = row.state in TIMED and row.attempt == 1
+        timed = row.state in TIMED
         if state == states.PENDING and attempt == 1 and timed:
             waited.add(task_id)  # a sending written after the outcome
         if (row.state, row.attempt) != (state, attempt) or states.rank(state) < states.RANK_LOST:
@@ -168,8 +170,8 @@ def fold(
             add((row.name, RUN, bucket(run)), run)
     for task_id in sorted(waited):
         row = rows[task_id]
-        if row.sent_at is not None and row.started_at is not None:
-            wait = max(0.0, (row.started_at - row.sent_at).total_seconds())
+        wait = waits.seconds(waits.became_due(row.attempt, row.sent_at), row.started_at)
+        if wait is not None:
             add((row.name, WAIT, bucket(wait)), wait)
     return {key: (int(n), float(s)) for key, (n, s) in added.items()}
 
