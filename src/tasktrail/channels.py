@@ -35,7 +35,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -91,14 +91,14 @@ def reason(error: str, retry_after: int | None = None) -> str:
     return text
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
 
 
-def same_origin(scope: dict[str, Any]) -> bool:
+def same_origin(scope: Mapping[str, Any]) -> bool:
     """Whether the handshake comes from a page of this site (or from no browser)."""
     origin = _header(scope, b"origin")
     if origin is None:
@@ -122,13 +122,13 @@ def same_origin(scope: dict[str, Any]) -> bool:
     return False
 
 
-def _query(scope: dict[str, Any], name: str) -> str | None:
+def _query(scope: Mapping[str, Any], name: str) -> str | None:
     values = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).get(name)
     # The last one, as Django's QueryDict.get reads it.
     return values[-1] if values else None
 
 
-def viewer_key(scope: dict[str, Any], token: str | None) -> str:
+def viewer_key(scope: Mapping[str, Any], token: str | None) -> str:
     """Who this socket is counted against (:func:`tasktrail.web.limits.viewer_key`)."""
     user = scope.get("user")
     user_pk = user.pk if user is not None and user.is_authenticated else None
@@ -138,7 +138,7 @@ def viewer_key(scope: dict[str, Any], token: str | None) -> str:
     return limits.viewer_key(user_pk, session_key, token, client[0] if client else None)
 
 
-class _Live(AsyncConsumer):  # type: ignore[misc]  # Channels' consumers are untyped
+class _Live(AsyncConsumer):
     """One socket: serves its stream in a task of its own, so the consumer still
     receives the client's close (and cancels the stream) while it waits for changes."""
 
@@ -174,6 +174,10 @@ class _Live(AsyncConsumer):  # type: ignore[misc]  # Channels' consumers are unt
                 await self.stream(token, _query(self.scope, LAST_EVENT_ID))
         except asyncio.CancelledError:
             raise
+        except OSError:
+            # The client went while a message was on its way (uvicorn's
+            # ClientDisconnected): its disconnect ends the consumer.
+            return
         except Exception:
             logger.exception("tasktrail: WebSocket stream failed (%s)", self.scope.get("path"))
             with contextlib.suppress(Exception):
@@ -323,11 +327,17 @@ def urlpatterns(prefix: str = "tasktrail/") -> list[URLPattern]:
     if prefix and not prefix.endswith("/"):
         raise ValueError(f"the prefix must end with '/': {prefix!r}")
     return [
-        path(f"{prefix}tasks/<tasktrail_id:task_id>/ws/", TaskConsumer.as_asgi()),
-        path(f"{prefix}groups/<tasktrail_id:group_id>/ws/", GroupConsumer.as_asgi()),
-        path(f"{prefix}chains/<tasktrail_id:task_id>/ws/", ChainConsumer.as_asgi()),
-        re_path(rf"^{re.escape(prefix)}", NotFoundConsumer.as_asgi()),
+        path(f"{prefix}tasks/<tasktrail_id:task_id>/ws/", _app(TaskConsumer)),
+        path(f"{prefix}groups/<tasktrail_id:group_id>/ws/", _app(GroupConsumer)),
+        path(f"{prefix}chains/<tasktrail_id:task_id>/ws/", _app(ChainConsumer)),
+        re_path(rf"^{re.escape(prefix)}", _app(NotFoundConsumer)),
     ]
+
+
+def _app(consumer: type[_Live]) -> Any:
+    # Channels' URLRouter routes ASGI applications with Django's path(), whose stubs
+    # type a view.
+    return consumer.as_asgi()
 
 
 #: The routes for tasktrail mounted at ``tasktrail/`` (``path("tasktrail/",

@@ -87,9 +87,10 @@ def hold(server: Server, cookie: str, held: threading.Event, release: threading.
     headers = {"Cookie": cookie}
 
     async def both() -> None:
-        async with connect(url, additional_headers=headers) as a, connect(
-            url, additional_headers=headers
-        ) as b:
+        async with (
+            connect(url, additional_headers=headers) as a,
+            connect(url, additional_headers=headers) as b,
+        ):
             await a.recv()
             await b.recv()
             held.set()

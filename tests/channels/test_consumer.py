@@ -7,6 +7,7 @@ processes chose; the server reads them through its hub. Run on SQLite and Postgr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from typing import Any
@@ -33,6 +34,11 @@ def task_path(task_id: str, **query: str) -> str:
     return socket_url(reverse("tasktrail:events", args=[task_id]), encoded)
 
 
+async def write(task_id: str, state: str, **values: Any) -> None:
+    """:func:`recorded` from a socket's coroutine (the ORM wants a thread there)."""
+    await asyncio.to_thread(recorded, task_id, state, **values)
+
+
 def refused_as_unknown(closed: Closed) -> None:
     assert (closed.messages, closed.code, closed.reason) == ([], NOT_FOUND, NOT_FOUND_REASON)
 
@@ -47,14 +53,16 @@ def test_the_owner_gets_the_snapshot_then_each_change_then_a_normal_close(
 ) -> None:
     recorded("ws-1", "STARTED", name="app.report", owner_id=owner.pk, worker="w@h")
 
+    cookie = cookie_of(owner)
+
     async def scenario() -> tuple[dict[str, Any], Closed]:
         from websockets.asyncio.client import connect
 
         url = server.ws(task_path("ws-1"))
-        async with connect(url, additional_headers={"Cookie": cookie_of(owner)}) as socket_:
+        async with connect(url, additional_headers={"Cookie": cookie}) as socket_:
             first = json.loads(await socket_.recv())
             # The change lands while the socket is open: the hub must carry it.
-            recorded("ws-1", "SUCCESS", name="app.report", owner_id=owner.pk, result="42")
+            await write("ws-1", "SUCCESS", name="app.report", owner_id=owner.pk, result="42")
             rest = [json.loads(m) async for m in socket_]
         return first, Closed(rest, socket_.close_code, socket_.close_reason)
 
@@ -63,7 +71,7 @@ def test_the_owner_gets_the_snapshot_then_each_change_then_a_normal_close(
     assert [m["state"] for m in closed.messages] == ["SUCCESS"]
     assert (closed.code, closed.reason) == (DONE, "")
     # The very payload of the JSON status (and so of the event stream's data).
-    status = client_for(owner).get(f"/tasktrail/tasks/ws-1/status/").json()
+    status = client_for(owner).get("/tasktrail/tasks/ws-1/status/").json()
     assert closed.messages[0] == status
     assert closed.messages[0]["result"] == 42
     assert "worker" not in first  # an owner sees no internals
@@ -144,9 +152,7 @@ def test_a_bad_id_or_path_is_refused_as_an_unknown_id(
     refused_as_unknown(run(follow(server.ws(path))))
 
 
-def test_a_page_of_another_site_is_refused_before_any_lookup(
-    server: Server, owner: User
-) -> None:
+def test_a_page_of_another_site_is_refused_before_any_lookup(server: Server, owner: User) -> None:
     recorded("ws-origin", "SUCCESS", owner_id=owner.pk, result="1")
     cookie, path = cookie_of(owner), task_path("ws-origin")
     for origin in ("http://evil.example", "null", f"https://127.0.0.1:{server.port}.evil"):
@@ -161,15 +167,17 @@ def test_a_group_streams_its_members_until_done(server: Server, owner: User) -> 
     for member in ("wg-1", "wg-2"):
         recorded(member, "STARTED", group_id="ws-group", owner_id=owner.pk)
 
+    cookie = cookie_of(owner)
+
     async def scenario() -> list[dict[str, Any]]:
         from websockets.asyncio.client import connect
 
         url = server.ws("/tasktrail/groups/ws-group/ws/")
-        async with connect(url, additional_headers={"Cookie": cookie_of(owner)}) as socket_:
+        async with connect(url, additional_headers={"Cookie": cookie}) as socket_:
             seen = [json.loads(await socket_.recv())]
-            recorded("wg-1", "SUCCESS", group_id="ws-group", owner_id=owner.pk, result="1")
+            await write("wg-1", "SUCCESS", group_id="ws-group", owner_id=owner.pk, result="1")
             seen.append(json.loads(await socket_.recv()))
-            recorded("wg-2", "SUCCESS", group_id="ws-group", owner_id=owner.pk, result="2")
+            await write("wg-2", "SUCCESS", group_id="ws-group", owner_id=owner.pk, result="2")
             seen += [json.loads(m) async for m in socket_]
             assert socket_.close_code == DONE
         return seen

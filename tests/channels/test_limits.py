@@ -78,9 +78,7 @@ async def follow_briefly(server: Server, cookie: str) -> Closed | None:
         return None
 
 
-def test_one_viewer_past_its_limit_is_told_to_come_back(
-    tight_server: Server, owner: User
-) -> None:
+def test_one_viewer_past_its_limit_is_told_to_come_back(tight_server: Server, owner: User) -> None:
     cookie = cookie_of(owner)
 
     async def scenario() -> tuple[Closed, float]:
@@ -102,6 +100,7 @@ def test_one_viewer_past_its_limit_is_told_to_come_back(
 def test_a_full_process_refuses_everyone_with_503(tight_server: Server, owner: User) -> None:
     other = make_user("other", is_staff=True)
     cookies = [cookie_of(owner), cookie_of(owner), cookie_of(other)]
+    third = cookie_of(make_user("third"))
 
     async def scenario() -> Closed:
         async with (
@@ -110,7 +109,7 @@ def test_a_full_process_refuses_everyone_with_503(tight_server: Server, owner: U
             opened(tight_server, cookies[2]),
         ):
             # A fresh viewer, below its own limit: the process is full.
-            return await follow(tight_server.ws(PATH), cookie_of(make_user("third")))
+            return await follow(tight_server.ws(PATH), third)
 
     refused = run(scenario())
     assert (refused.messages, refused.code) == ([], REFUSED_BASE + 503)

@@ -26,7 +26,8 @@ def test_a_socket_follows_a_real_task_to_its_outcome(
     owner = User.objects.create_user("owner")
     with tasktrail.owned_by(owner):
         result = tasks.reports_progress.apply_async((10, 0.05))
-    closed = run(follow(server.ws(f"/tasktrail/tasks/{result.id}/ws/"), cookie_of(owner), timeout=60))
+    url = server.ws(f"/tasktrail/tasks/{result.id}/ws/")
+    closed = run(follow(url, cookie_of(owner), timeout=60))
 
     assert closed.code == DONE, closed
     received = closed.messages
