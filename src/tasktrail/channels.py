@@ -159,8 +159,8 @@ class _Live(AsyncConsumer):
         raise StopConsumer()
 
     async def _serve(self) -> None:
-        await self.send({"type": "websocket.accept"})
         try:
+            await self.send({"type": "websocket.accept"})
             if not same_origin(self.scope):
                 await self.close(FORBIDDEN, reason("cross-site WebSocket refused"))
                 return
