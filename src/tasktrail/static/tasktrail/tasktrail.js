@@ -52,6 +52,7 @@
       this.done = false;
       this.pollMs = POLL_MS;
       this.refusals = window.EventSource && root.dataset.eventsUrl ? 0 : MAX_REFUSALS;
+      if (openSocket(this)) return; // data-ws-url: the WebSocket transport below
       if (this.refusals < MAX_REFUSALS) this.stream();
       else this.poll();
     }
@@ -149,6 +150,62 @@
       else setTimeout(() => this.poll(), this.pollMs);
     }
   }
+
+  /* ---- WebSocket transport (tasktrail.channels; the tags' websocket=True: data-ws-url). ----
+   * For sites that run Django Channels. The socket carries what the event stream carries:
+   * one snapshot per message, the socket closed with 1000 once the task is done. A dropped
+   * socket is opened again with ?last_event_id= (the last snapshot's version), so only
+   * what is new comes. A refusal closes it with 4000 + the HTTP status (4404: not found;
+   * 4403: another site's page; 4429, 4503: too many live streams, a JSON reason with
+   * retry_after): the widget then goes on as without a socket (event stream, else
+   * polling), which keeps showing every change. Returns whether it opened a socket.
+   */
+  const SOCKET_RETRIES = 5;
+
+  function socketAddress(widget) {
+    const url = new URL(widget.root.dataset.wsUrl, window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (widget.version !== undefined) url.searchParams.set("last_event_id", widget.version);
+    return url.href;
+  }
+
+  function openSocket(widget, attempt = 0) {
+    if (!widget.root.dataset.wsUrl || !window.WebSocket) return false;
+    let socket;
+    try {
+      socket = new WebSocket(socketAddress(widget));
+    } catch (error) {
+      return false; // a malformed URL or a refused scheme: as without a socket
+    }
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      widget.connection("live");
+    };
+    socket.onmessage = (event) => {
+      const status = JSON.parse(event.data);
+      widget.version = String(status.version);
+      widget.render(status);
+    };
+    socket.onclose = (event) => {
+      widget.root.dataset.socketClose = String(event.code);
+      if (event.code === 1000 || widget.done) {
+        widget.connection("closed");
+      } else if (event.code === 4404) {
+        widget.set(".tasktrail-state", "Not found");
+        widget.connection("closed");
+      } else if (event.code >= 4000 || !opened || attempt >= SOCKET_RETRIES) {
+        // Refused, never opened (no socket routed there), or dropped too often.
+        widget.poll();
+      } else {
+        // Dropped (a restart, a network change): again, from the last version seen.
+        widget.connection("reconnecting");
+        setTimeout(() => openSocket(widget, attempt + 1), POLL_MS * 2 ** attempt);
+      }
+    };
+    return true;
+  }
+  /* ---- end of the WebSocket transport ---- */
 
   /* ---- Group bar: a group, chord or chain as one unit ({% tasktrail_group id %}). ----
    * Kept apart from the task widget above: its own markup ([data-tasktrail-group]),
