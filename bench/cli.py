@@ -19,6 +19,8 @@ from bench.scenarios import SCENARIOS
 
 QUICK_TASKS = 300
 QUICK_WARMUP = 50
+#: The reads section (bench/reads.py), selected with the scenarios by ``--only``.
+READS = "reads"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -30,7 +32,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="untimed tasks first")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (median)")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_TASKS} tasks")
-    parser.add_argument("--only", default="", help=f"comma-separated, of: {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated, of: {', '.join([*SCENARIOS, READS])}"
+    )
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/14")
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the completion counter"
@@ -72,10 +76,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _selected(parser: argparse.ArgumentParser, only: str) -> list[str]:
-    names = [n.strip() for n in only.split(",") if n.strip()] or list(SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS]
+    known = [*SCENARIOS, READS]
+    names = [n.strip() for n in only.split(",") if n.strip()] or known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return names
 
 
@@ -176,6 +181,8 @@ def _source(src: Path | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    with_reads = READS in args.scenarios
+    args.scenarios = [name for name in args.scenarios if name != READS]
     config = _config(args)
     plan = [name for _ in range(args.repeat) for name in args.scenarios]
     runs: list[dict[str, Any]] = []
@@ -187,14 +194,35 @@ def main(argv: list[str] | None = None) -> int:
             *spoiled, kept = measure(args, name, index)
             runs.append(kept)
             discarded += spoiled
+        reads = _reads(args) if with_reads else None
     except KeyboardInterrupt:
         print("interrupted; reporting the runs that finished", file=sys.stderr)
-    if not runs:
+        reads = None
+    if not runs and reads is None:
         return 130
-    summary = report.summarise(runs)
-    print(report.render(summary, config))
+    payload: dict[str, Any] = {"config": config}
+    if runs:
+        summary = report.summarise(runs)
+        print(report.render(summary, config))
+        payload.update(summary=summary, runs=runs, discarded_noisy_runs=discarded)
+    if reads is not None:
+        from bench import reads as reads_bench
+
+        print(("\n" if runs else "") + reads_bench.render(reads))
+        payload["reads"] = reads
     if args.json:
-        payload = {"config": config, "summary": summary, "runs": runs}
-        payload["discarded_noisy_runs"] = discarded
         args.json.write_text(json.dumps(payload, indent=2))
-    return 1 if any("error" in r for r in runs) else 0
+    read_runs = [] if reads is None else reads["runs"]
+    return 1 if any("error" in r for r in [*runs, *read_runs]) else 0
+
+
+def _reads(args: argparse.Namespace) -> dict[str, Any]:
+    """The reads section (``python -m bench.reads``, every store) with this run's options."""
+    from bench import reads
+
+    argv = ["--broker", args.broker, "--redis", args.redis, "--workdir", str(args.workdir)]
+    argv += ["--pg-db", args.pg_db, "--repeat", str(args.repeat)]
+    argv += ["--wait-idle", str(args.wait_idle), "--tasktrail-settings", args.tasktrail_settings]
+    argv += ["--quick"] if args.quick else []
+    argv += ["--src", str(args.src)] if args.src else []
+    return reads.run(reads.parse(argv))

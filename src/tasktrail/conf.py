@@ -59,9 +59,10 @@ class Settings:
     REDACT_KWARGS: frozenset[str] = frozenset({"password", "secret", "token", "api_key"})
     #: Writes are buffered per process and flushed at least this often.
     FLUSH_INTERVAL: timedelta = timedelta(milliseconds=20)
-    #: On PostgreSQL, prepare the write statement once per connection (psycopg's
-    #: protocol-level prepared statements, which PgBouncer supports from 1.21). Turn it
-    #: off behind an older PgBouncer in transaction mode.
+    #: On PostgreSQL, prepare the write statement and Celery's point read (what
+    #: ``AsyncResult`` reads) once per connection (psycopg's protocol-level prepared
+    #: statements, which PgBouncer supports from 1.21). Turn it off behind an older
+    #: PgBouncer in transaction mode.
     PREPARE_WRITES: bool = True
     #: Tasks buffered in a process at which its flush thread writes at once instead of
     #: waiting for ``FLUSH_INTERVAL``. While the database is down (the thread keeps its

@@ -3,7 +3,8 @@ as Celery's result backend protocol describes it."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from .. import states
 from ..records import Progress, TaskError, TaskRecord
@@ -67,9 +68,33 @@ def _first_id(value: Any) -> str | None:
     return None
 
 
+class CeleryRow(NamedTuple):
+    """The columns of the task row :func:`celery_meta` reads, and nothing more: what
+    Celery's point read (:mod:`tasktrail.store.point`) selects, named as the model's
+    fields, so :func:`celery_meta` takes a model instance as well."""
+
+    task_id: str
+    state: str
+    ignore_result: bool | None
+    result: Any
+    traceback: str
+    children: Any
+    finished_at: datetime | None
+    name: str
+    args: Any
+    kwargs: Any
+    worker: str
+    attempt: int
+    queue: str
+    parent_id: str
+    group_id: str
+
+
 def celery_meta(row: Any) -> dict[str, Any]:
     """The task as Celery's result backend protocol describes it: in Celery's states
-    (:func:`tasktrail.states.celery_state`), with no result where Celery would have none."""
+    (:func:`tasktrail.states.celery_state`), with no result where Celery would have none.
+
+    ``row`` is a :class:`CeleryRow` or a model instance."""
     status = states.celery_state(row.state, bool(row.ignore_result))
     # What Celery reads as PENDING it has not stored: no result, no traceback, no date.
     stored = status != states.PENDING
