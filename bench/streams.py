@@ -99,7 +99,21 @@ def raise_fd_limit() -> int:
     return hard
 
 
-def serve(entry: str, pg_db: str, middleware: str, streams: int, port: int) -> None:
+def server_stack(http: str, loop: str) -> tuple[str, str]:
+    """uvicorn's HTTP implementation and event loop: ``auto`` picks httptools and uvloop
+    when installed (``uvicorn[standard]``), as uvicorn itself does."""
+    import importlib.util
+
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return http, loop
+
+
+def serve(
+    entry: str, pg_db: str, middleware: str, streams: int, port: int, http: str, loop: str
+) -> None:
     """The server process."""
     import uvicorn
 
@@ -117,6 +131,8 @@ def serve(entry: str, pg_db: str, middleware: str, streams: int, port: int) -> N
         access_log=False,
         lifespan="off",
         backlog=4096,
+        http=http,  # type: ignore[arg-type]
+        loop=loop,  # type: ignore[arg-type]
     )
 
 
@@ -207,8 +223,11 @@ def signed_paths(task_ids: list[str]) -> list[str]:
     return [f"/tasks/{t}/events/?token={access.sign(t)}" for t in task_ids]
 
 
-def run(setup: str, streams: int, samples: int, batch: int, pg_db: str, workdir: Path) -> dict:
+def run(
+    setup: str, streams: int, samples: int, batch: int, pg_db: str, workdir: Path, stack: str
+) -> dict[str, Any]:
     entry, middleware = setup.split("/")
+    http, loop = server_stack(*stack.split("/"))
     # bench.latency's client signs its link (a query) on its event loop: this process
     # is the bench's client and writer, not the server under test.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -223,8 +242,14 @@ def run(setup: str, streams: int, samples: int, batch: int, pg_db: str, workdir:
     paths_file.write_text(json.dumps(signed_paths(task_ids)))
     port = latency.free_port()
     server_command = [sys.executable, "-m", "bench.streams", "--serve", entry, pg_db,
-                      middleware, str(streams), str(port)]  # fmt: skip
-    result: dict[str, Any] = {"setup": setup, "entry": entry, "middleware": middleware}
+                      middleware, str(streams), str(port), http, loop]  # fmt: skip
+    result: dict[str, Any] = {
+        "setup": setup,
+        "entry": entry,
+        "middleware": middleware,
+        "http": http,
+        "loop": loop,
+    }
     server = subprocess.Popen(server_command, cwd=ROOT, env=os.environ)
     try:
         _wait_listening(port)
@@ -314,7 +339,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-db", default="tasktrail_bench_streams", help="dropped, recreated")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tasktrail-bench-streams"))
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--uvicorn",
+        default="auto/auto",
+        help="HTTP/LOOP: h11 or httptools / asyncio or uvloop (auto/auto: uvicorn's choice, "
+        "httptools and uvloop where installed)",
+    )
+    parser.add_argument("--serve", nargs=7, help=argparse.SUPPRESS)
     parser.add_argument("--hold", nargs=3, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -322,8 +353,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.serve:
-        entry, pg_db, middleware, streams, port = args.serve
-        serve(entry, pg_db, middleware, int(streams), int(port))
+        entry, pg_db, middleware, streams, port, http, loop = args.serve
+        serve(entry, pg_db, middleware, int(streams), int(port), http, loop)
         return 0
     if args.hold:
         port, paths_file, batch = args.hold
@@ -343,13 +374,22 @@ def main(argv: list[str] | None = None) -> int:
             command = [sys.executable, "-m", "bench.streams", "--setup", setup,
                        "--streams", str(args.streams), "--samples", str(args.samples),
                        "--batch", str(args.batch), "--pg-db", args.pg_db,
-                       "--workdir", str(args.workdir), "--json", "-"]  # fmt: skip
+                       "--workdir", str(args.workdir), "--uvicorn", args.uvicorn,
+                       "--json", "-"]  # fmt: skip
             out = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), flush=True)
         else:
             results.append(
-                run(setup, args.streams, args.samples, args.batch, args.pg_db, args.workdir)
+                run(
+                    setup,
+                    args.streams,
+                    args.samples,
+                    args.batch,
+                    args.pg_db,
+                    args.workdir,
+                    args.uvicorn,
+                )
             )
             if str(args.json) == "-":
                 print(json.dumps(results[0]))

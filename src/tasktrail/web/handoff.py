@@ -118,7 +118,13 @@ class LiveStreams:
                 return
             await send(message)
 
-        await self.app({**scope, SCOPE_KEY: slot}, receive, django_send)
+        # Django runs in a task (and so a context) of its own: what it leaves in its
+        # context variables (asgiref's Local storage of the request: its database
+        # connections, its locale...) ends with it, instead of staying in this task's
+        # context for as long as the stream lasts (and being copied into the watcher's).
+        django = asyncio.ensure_future(self.app({**scope, SCOPE_KEY: slot}, receive, django_send))
+        await django
+        del django, django_send
         events, handed = slot.detach()
         if events is None:
             return
