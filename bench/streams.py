@@ -311,7 +311,8 @@ async def _one_stream(port: int) -> None:
 def _wait_listening(port: int) -> None:
     import socket
 
-    deadline = time.monotonic() + 60
+    # Importing Django, Celery and psycopg takes a minute and more on a loaded machine.
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -38,8 +38,9 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class Mailbox:
     """The latest record of one task for one stream.
 
-    A bare future and a timer handle while it waits: most streams are idle, and an
-    ``asyncio.Event`` with ``wait_for`` cost about 1 KiB more per waiting stream.
+    A bare future and a timer handle while it waits, since most streams are idle:
+    no ``asyncio.Event`` (and its deque of waiters) nor ``wait_for``'s timeout object
+    per stream.
     """
 
     __slots__ = ("_record", "_waiter")
