@@ -100,12 +100,19 @@ def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path
 
 
 @contextlib.contextmanager
-def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
+def serve(
+    setup: str, server: str = "asgi", settings: str | None = None, **where: str
+) -> Iterator[Site]:
     """The example on a free port: ``manage.py demo`` (ASGI), or a worker and runserver.
 
-    ``where``: :func:`environment`'s ``database`` and ``broker``.
+    ``settings``: a settings module of the tests' own (the example's, with a change)
+    instead of the example's. ``where``: :func:`environment`'s ``database`` and ``broker``.
     """
     env = environment(setup, **where)
+    path = [str(ROOT / "example")]
+    if settings is not None:
+        env["DJANGO_SETTINGS_MODULE"] = settings
+        path.append(str(ROOT))
     port = sites.free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     own = slug("-".join(where.get(k, "") for k in ("database",)))
@@ -124,7 +131,7 @@ def serve(setup: str, server: str = "asgi", **where: str) -> Iterator[Site]:
         processes = [
             subprocess.Popen(
                 command,
-                env={**env, "PYTHONPATH": str(ROOT / "example")},
+                env={**env, "PYTHONPATH": os.pathsep.join(path)},
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

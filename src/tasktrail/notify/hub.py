@@ -30,24 +30,41 @@ _FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Mailbox:
-    """The latest record of one task for one stream."""
+    """The latest record of one task for one stream.
+
+    A bare future and a timer handle while it waits, since most streams are idle:
+    no ``asyncio.Event`` (and its deque of waiters) nor ``wait_for``'s timeout object
+    per stream.
+    """
+
+    __slots__ = ("_record", "_waiter")
 
     def __init__(self) -> None:
         self._record: TaskRecord | None = None
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def put(self, record: TaskRecord) -> None:
         self._record = record
-        self._ready.set()
+        if self._waiter is not None:
+            _wake(self._waiter)
 
     async def get(self, timeout: float) -> TaskRecord | None:
         """The latest record put since the last call; ``None`` after ``timeout`` seconds."""
-        try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
-        except TimeoutError:
-            return None
-        self._ready.clear()
+        if self._record is None:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         record, self._record = self._record, None
         return record
 

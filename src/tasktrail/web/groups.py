@@ -18,14 +18,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.utils.functional import LazyObject
 from django.views.decorators.http import require_GET
 
 from .. import access, canvas, conf, notify
 from ..exceptions import TaskNotFound
 from ..records import ChainStatus, GroupStatus, TaskRecord
-from . import dashboard, present, responses, sse
+from . import dashboard, present, responses, streams
 from .views import viewer
 
 Status = GroupStatus | ChainStatus
@@ -132,28 +133,51 @@ def chain_status(request: HttpRequest, task_id: str) -> HttpResponse:
 # -- the event stream -----------------------------------------------------------------
 
 
-def _event(status: Status, level: access.Level) -> bytes:
+def event(status: Status, level: access.Level) -> bytes:
+    """The canvas as ``level`` may see it, as one event whose id is its version."""
     data = json.dumps(_snapshot(status, level), cls=responses.Encoder)
     return f"id: {version(status)}\ndata: {data}\n\n".encode()
 
 
+_event = event
+
+
+def _user(request: HttpRequest) -> Any:
+    """The request's user itself, not the lazy object standing for it (which holds the
+    whole request, for as long as the stream lasts)."""
+    user: Any = viewer(request)
+    if isinstance(user, LazyObject):
+        bool(user.is_authenticated)  # evaluates it
+        return user._wrapped
+    return user
+
+
+def _open(
+    lookup: Lookup, request: HttpRequest, canvas_id: str
+) -> tuple[Status, access.Level, Any, str]:
+    user = _user(request)
+    status, level = lookup(canvas_id, user)
+    return status, level, user, streams.viewer_key(request)
+
+
 async def _events(lookup: Lookup, request: HttpRequest, canvas_id: str) -> HttpResponseBase:
     if not isinstance(request, ASGIRequest):
-        return sse.refused()
+        return streams.refused()
     try:
-        status, level = await sse.in_thread(lookup, canvas_id, viewer(request))
+        status, level, user, key = await streams.in_thread(_open, lookup, request, canvas_id)
     except TaskNotFound:
         return responses.not_found()
     seen = request.headers.get("Last-Event-ID")
     if status.ready and seen == str(version(status)):
         return HttpResponse(status=204, headers=responses.NO_STORE)
-    stream = _stream(lookup, request, canvas_id, status, level, seen)
-    return StreamingHttpResponse(stream, content_type="text/event-stream", headers=sse.HEADERS)
+    return streams.admitted(
+        request, key, lambda: _stream(lookup, user, canvas_id, status, level, seen)
+    )
 
 
 async def _stream(
     lookup: Lookup,
-    request: HttpRequest,
+    user: Any,
     canvas_id: str,
     status: Status,
     level: access.Level,
@@ -161,7 +185,7 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     keepalive = conf.get().KEEPALIVE_INTERVAL.total_seconds()
     hub = notify.hub()
-    yield f"retry: {sse.RETRY_MS}\n\n".encode()
+    yield f"retry: {streams.RETRY_MS}\n\n".encode()
     watched = [r.id for r in canvas.records(status)]
     if isinstance(status, GroupStatus) and status.callback_id:
         watched.append(status.callback_id)
@@ -172,16 +196,16 @@ async def _stream(
             # Read again each time (also right after watching: a change may have
             # landed since the first read); the access rule is asked again too.
             try:
-                status, level = await sse.in_thread(lookup, canvas_id, viewer(request))
+                status, level = await streams.in_thread(lookup, canvas_id, user)
             except TaskNotFound:
                 return
             if str(version(status)) != seen:
                 seen = str(version(status))
-                yield _event(status, level)
+                yield event(status, level)
             if status.ready:
                 return
             if await mailbox.get(keepalive) is None:
-                yield sse.KEEPALIVE
+                yield streams.KEEPALIVE
 
 
 @require_GET

@@ -13,7 +13,8 @@ then reads once what is newer than its key (a backward range scan of the
 seconds, and at least every poll interval (the polling notifier reports only tasks
 watched by id). The same access rule (:func:`tasktrail.access.operator`: the
 dashboard's) and the same search form (:mod:`.search`) as the page decide what it
-sends. Under WSGI a stream would hold a worker thread, so ``?once=1`` answers one
+sends. A stream is admitted under the limits (:mod:`.limits`) as a task's is; a refused
+page polls. Under WSGI a stream would hold a worker thread, so ``?once=1`` answers one
 batch as JSON, which the page polls instead.
 """
 
@@ -31,7 +32,7 @@ from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse
-from django.http.response import HttpResponseBase, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -40,8 +41,8 @@ from .. import access, conf, notify
 from ..models import RUNNING
 from ..records import TaskRecord
 from ..store import overview, queries
-from . import present, responses, search
-from .sse import HEADERS, KEEPALIVE, RETRY_MS
+from . import present, responses, search, streams
+from .streams import KEEPALIVE, RETRY_MS
 from .views import viewer
 
 #: Most rows one event carries (the page caps its table too, see dashboard.js).
@@ -71,7 +72,9 @@ class Batch:
     counts: list[dict[str, Any]] | None
 
 
-def _follow(request: HttpRequest) -> Follow | JsonResponse:
+def _follow(request: HttpRequest) -> tuple[Follow, str] | JsonResponse:
+    """What the stream follows and whom it counts against (:func:`.streams.viewer_key`),
+    or the answer that it may not (404) or asks for what is not (400)."""
     close_old_connections()
     try:
         level = access.operator(viewer(request))
@@ -86,7 +89,8 @@ def _follow(request: HttpRequest) -> Follow | JsonResponse:
             return responses.json({"error": "bad search", "fields": errors}, 400)
         # Not resolved here: a name first seen after the stream opened must match too,
         # so each read looks the names up again (a query of the small names table).
-        return Follow(level, form.task_filter(), kind, request.GET.get("counts") == "1")
+        follow = Follow(level, form.task_filter(), kind, request.GET.get("counts") == "1")
+        return follow, streams.viewer_key(request)
     finally:
         close_old_connections()
 
@@ -155,9 +159,10 @@ def _event(found: Batch) -> bytes:
 
 @require_GET
 async def list_events(request: HttpRequest) -> HttpResponseBase:
-    follow = await sync_to_async(_follow, thread_sensitive=False)(request)
-    if isinstance(follow, JsonResponse):
-        return follow
+    followed = await sync_to_async(_follow, thread_sensitive=False)(request)
+    if isinstance(followed, JsonResponse):
+        return followed
+    follow, key = followed
     since = _start(request) or _now_cursor()
     if request.GET.get("once") == "1" or not isinstance(request, ASGIRequest):
         found = await sync_to_async(_once, thread_sensitive=False)(follow, since)
@@ -168,8 +173,7 @@ async def list_events(request: HttpRequest) -> HttpResponseBase:
         if found.counts is not None:
             payload["counts"] = found.counts
         return responses.json(payload)
-    stream = _stream(follow, since)
-    return StreamingHttpResponse(stream, content_type="text/event-stream", headers=HEADERS)
+    return streams.admitted(request, key, lambda: _stream(follow, since))
 
 
 def _once(follow: Follow, since: queries.Cursor) -> Batch:

@@ -1,69 +1,53 @@
 """Server-Sent Events: a task's snapshot at once, then each change, closed when it is done.
 
 Under ASGI a stream costs an asyncio task and a mailbox: changes reach it from the
-process's one listener (:mod:`tasktrail.notify`), not from a query of its own. Each
-event's id is the record's version, so a reconnecting ``EventSource`` sends
-``Last-Event-ID`` and gets only what it has not seen. Under WSGI a stream would hold a
-worker thread for its whole life, so the view declines (503) and the widget polls the
-JSON status instead.
+process's one listener (:mod:`tasktrail.notify`), not from a query of its own; served
+through :class:`tasktrail.asgi.LiveStreams` it holds no thread either. Each event's id
+is the record's version, so a reconnecting ``EventSource`` sends ``Last-Event-ID`` and
+gets only what it has not seen. A stream is admitted under the limits
+(:mod:`.limits`: 429 / 503 with ``Retry-After``) once the access rule let it see the
+task. Under WSGI a stream would hold a worker thread for its whole life, so the view
+declines (503) and the widget polls the JSON status instead.
+
+:func:`event` (one record as an event) is what any other transport of the same
+payloads reuses.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from .. import access, conf, notify, store
 from ..exceptions import TaskNotFound
 from ..records import TaskRecord
-from . import responses
+from . import responses, streams
+from .streams import HEADERS, KEEPALIVE, RETRY_MS, in_thread, refused
 from .views import viewer
 
-#: How long a browser waits before reconnecting a dropped stream.
-RETRY_MS = 1000
-KEEPALIVE = b": keep-alive\n\n"
-HEADERS = {
-    **responses.NO_STORE,
-    # nginx buffers responses unless told otherwise; a buffered stream is no stream.
-    "X-Accel-Buffering": "no",
-}
+__all__ = ["HEADERS", "KEEPALIVE", "RETRY_MS", "event", "events", "in_thread", "refused"]
 
 
-async def in_thread[T](function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)`` in a thread of the loop's shared pool, not one per request:
-    the session and user are read there, and its connections follow CONN_MAX_AGE
-    like a request's."""
-
-    def fresh() -> T:
-        close_old_connections()
-        try:
-            return function(*args)
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(fresh, thread_sensitive=False)()
+def _lookup(
+    request: HttpRequest, task_id: str, token: str | None
+) -> tuple[TaskRecord, access.Level, str]:
+    record, allowed = access.lookup(task_id, viewer(request), token)
+    return record, allowed, streams.viewer_key(request)
 
 
-def refused() -> HttpResponse:
-    """The answer under WSGI, where a stream would hold a worker thread: poll instead."""
-    return responses.json({"error": "live updates need an ASGI server; poll the status"}, 503)
-
-
-def _lookup(request: HttpRequest, task_id: str, token: str | None) -> tuple[TaskRecord, Any]:
-    return access.lookup(task_id, viewer(request), token)
-
-
-def _event(record: TaskRecord, allowed: access.Level) -> bytes:
+def event(record: TaskRecord, allowed: access.Level) -> bytes:
+    """``record`` as ``allowed`` may see it (:func:`tasktrail.access.snapshot`), as one
+    event whose id is its version."""
     data = json.dumps(access.snapshot(record, allowed), cls=responses.Encoder)
     return f"id: {notify.version(record)}\ndata: {data}\n\n".encode()
+
+
+_event = event
 
 
 @require_GET
@@ -72,15 +56,14 @@ async def events(request: HttpRequest, task_id: str) -> HttpResponseBase:
         return refused()
     token = request.GET.get("token")
     try:
-        record, allowed = await in_thread(_lookup, request, task_id, token)
+        record, allowed, key = await in_thread(_lookup, request, task_id, token)
     except TaskNotFound:
         return responses.not_found()
     seen = request.headers.get("Last-Event-ID")
     if record.ready and seen == str(notify.version(record)):
         # Tells EventSource not to reconnect: it has the final state.
         return HttpResponse(status=204, headers=responses.NO_STORE)
-    stream = _stream(record.id, allowed, seen)
-    return StreamingHttpResponse(stream, content_type="text/event-stream", headers=HEADERS)
+    return streams.admitted(request, key, lambda: _stream(record.id, allowed, seen))
 
 
 async def _stream(task_id: str, allowed: access.Level, seen: str | None) -> AsyncIterator[bytes]:
@@ -93,9 +76,11 @@ async def _stream(task_id: str, allowed: access.Level, seen: str | None) -> Asyn
         while True:
             if current is not None and str(notify.version(current)) != seen:
                 seen = str(notify.version(current))
-                yield _event(current, allowed)
+                yield event(current, allowed)
                 if current.ready:
                     return
+            # Not held while the stream waits: idle streams are most of them.
+            current = None
             current = await mailbox.get(keepalive)
             if current is None:
                 yield KEEPALIVE

@@ -12,8 +12,10 @@
  *    oldest rows dropped past data-live-cap; "Running now" (data-live-list=running)
  *    drops the rows that are done. A Pause button closes the stream; Resume reopens it
  *    from the last event. The overview's counters follow the same stream. Where the
- *    server cannot stream (WSGI, 503), the page asks for the same batch (once=1) every
- *    POLL_MS instead.
+ *    server cannot stream (WSGI: 503 without Retry-After), the page asks for the same
+ *    batch (once=1) every POLL_MS instead; when it refuses one more stream (429, or 503
+ *    with Retry-After: the stream limits), the page polls until Retry-After has passed,
+ *    then streams again.
  * Values are written with textContent only: nothing a task reports is parsed as HTML.
  */
 (function () {
@@ -127,6 +129,32 @@
     document.body.dataset.countsUpdated = String(Number(document.body.dataset.countsUpdated || 0) + 1);
   }
 
+  /**
+   * Why a stream was refused (EventSource does not tell): seconds until it may be tried
+   * again, 0 if it would be admitted now, null if retrying will not help. The same as
+   * tasktrail.js's, which the dashboard's pages do not all load.
+   */
+  async function retryAfter(url) {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, {
+        headers: { Accept: "text/event-stream" },
+        credentials: "same-origin",
+        signal: controller.signal,
+      });
+      const header = Number(response.headers.get("Retry-After"));
+      if (response.ok) return 0;
+      if ((response.status === 429 || response.status === 503) && header > 0) {
+        return header * (1 + Math.random() / 2);
+      }
+      return null;
+    } catch (error) {
+      return null;
+    } finally {
+      controller.abort();
+    }
+  }
+
   class LiveList {
     constructor(table, rows) {
       this.table = table;
@@ -180,13 +208,26 @@
         this.apply(JSON.parse(event.data));
       };
       this.source.onerror = () => {
-        // Closed for good (an error status, e.g. 503 under WSGI): poll the same batch.
+        // Closed for good (an error status): ask why. Refused by a limit: poll the
+        // same batch until Retry-After has passed, then stream again. Under WSGI (no
+        // Retry-After), poll for good unless this stream had worked before.
         if (this.source && this.source.readyState === EventSource.CLOSED) {
           this.source = null;
-          if (!heard) this.polling = true;
-          this.timer = setTimeout(() => this.open(), POLL_MS);
+          this.refused(heard);
         }
       };
+    }
+
+    async refused(heard) {
+      const wait = await retryAfter(this.url.toString());
+      this.table.dataset.streamRefusals = String(Number(this.table.dataset.streamRefusals || 0) + 1);
+      if (this.paused) return;
+      if (wait === null && !heard) this.polling = true;
+      if (wait) {
+        this.polling = true;
+        this.streamAt = Date.now() + wait * 1000;
+      }
+      this.timer = setTimeout(() => this.open(), POLL_MS);
     }
 
     async poll() {
@@ -203,7 +244,15 @@
       } catch (error) {
         // The next poll tries again.
       }
-      if (!this.paused) this.timer = setTimeout(() => this.poll(), POLL_MS);
+      if (this.paused) return;
+      if (this.streamAt && Date.now() >= this.streamAt) {
+        // The refusal's Retry-After has passed: stream again.
+        this.streamAt = 0;
+        this.polling = false;
+        this.open();
+        return;
+      }
+      this.timer = setTimeout(() => this.poll(), POLL_MS);
     }
 
     apply(data) {

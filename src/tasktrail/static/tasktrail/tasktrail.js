@@ -2,8 +2,10 @@
  *
  * Each [data-tasktrail-status] element follows its task over Server-Sent Events; the
  * browser reconnects a dropped stream by itself and resumes from the last event id.
- * Where no stream can be had (a WSGI server, a proxy that refuses it), it polls the
- * JSON status instead. Values are set with textContent only: nothing a task reports
+ * Where no stream can be had it polls the JSON status instead: under a WSGI server (503
+ * without Retry-After) for good after a few tries; when the server refuses one more
+ * stream (429: this viewer holds its share; 503 with Retry-After: the process is full)
+ * until Retry-After has passed, then it tries the stream again. Values are set with textContent only: nothing a task reports
  * is ever parsed as HTML. Every update is also dispatched as a "tasktrail:update"
  * DOM event (detail: the status), for pages that react to it.
  */
@@ -16,7 +18,8 @@
 
   const POLL_MS = 1000;
   const MAX_POLL_MS = 10000;
-  // Streams refused this often (a WSGI server answers 503 every time) are given up.
+  // Streams refused this often without a Retry-After (a WSGI server answers 503 every
+  // time) are given up; refusals with one (the stream limits) are retried after it.
   const MAX_REFUSALS = 3;
   const STATES = {
     PENDING: "Waiting in the queue",
@@ -46,11 +49,39 @@
     return "";
   }
 
+  /**
+   * Why a stream was refused, which EventSource does not tell: the same URL asked once
+   * more with fetch (a refusal is answered at once). Seconds to wait before streaming
+   * again (Retry-After, spread by up to a half so refused pages do not all come back at
+   * once); 0 when it would be admitted now; null when retrying will not help.
+   */
+  async function retryAfter(url) {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, {
+        headers: { Accept: "text/event-stream" },
+        credentials: "same-origin",
+        signal: controller.signal,
+      });
+      const header = Number(response.headers.get("Retry-After"));
+      if (response.ok) return 0;
+      if ((response.status === 429 || response.status === 503) && header > 0) {
+        return header * (1 + Math.random() / 2);
+      }
+      return null;
+    } catch (error) {
+      return null;
+    } finally {
+      controller.abort(); // a stream admitted after all is not read: it closes
+    }
+  }
+
   class Widget {
     constructor(root) {
       this.root = root;
       this.done = false;
       this.pollMs = POLL_MS;
+      this.streamAt = 0; // when a refused stream may be tried again (ms since 1970)
       this.refusals = window.EventSource && root.dataset.eventsUrl ? 0 : MAX_REFUSALS;
       if (openSocket(this)) return; // data-ws-url: the WebSocket transport below
       if (this.refusals < MAX_REFUSALS) this.stream();
@@ -108,14 +139,22 @@
       };
       source.onerror = () => {
         if (source.readyState === EventSource.CLOSED) {
-          // Refused rather than dropped (not an ASGI server, an error status): poll,
-          // and try the stream again after a poll succeeds, a few times.
-          this.refusals += 1;
-          if (!this.done) this.poll();
+          // Refused rather than dropped (a limit, not an ASGI server, an error status):
+          // poll, and try the stream again when the server said to, or after a poll
+          // succeeds, a few times.
+          this.refused();
         } else {
           this.connection("reconnecting"); // the browser retries with Last-Event-ID
         }
       };
+    }
+
+    async refused() {
+      const wait = await retryAfter(this.root.dataset.eventsUrl);
+      if (wait === null) this.refusals += 1;
+      else this.streamAt = Date.now() + wait * 1000;
+      this.root.dataset.streamRefusals = String(Number(this.root.dataset.streamRefusals || 0) + 1);
+      if (!this.done) this.poll();
     }
 
     async poll() {
@@ -139,7 +178,7 @@
       if (response.ok) {
         this.pollMs = POLL_MS;
         this.render(await response.json());
-        if (!this.done && this.refusals < MAX_REFUSALS) {
+        if (!this.done && this.refusals < MAX_REFUSALS && Date.now() >= this.streamAt) {
           this.stream();
           return;
         }
@@ -309,7 +348,7 @@
     scanGroups();
   }
 
-  window.TaskTrail = { scan: scan };
+  window.TaskTrail = { scan: scan, retryAfter: retryAfter };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
   else scan();
 })();
