@@ -265,7 +265,9 @@ def _due(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
     out, rather than counted from its first sending.
 
     Retried tasks are a few percent of a sample, so this reads only their STARTED and
-    RETRY transitions, through the history's task index."""
+    RETRY transitions, through the history's task index. Stored ones suffice: a RETRY
+    is always stored, and a STARTED with a ``due`` too (a row stands only for a
+    STARTED whose detail is its pid: :mod:`tasktrail.store.history`, rule 5)."""
     from ..models import Transition
 
     due = {r[0]: r[3] for r in rows if r[2] <= 1 and r[3] is not None}

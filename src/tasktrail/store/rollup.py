@@ -86,9 +86,9 @@ _UPSERT_TAIL = (
 )
 
 #: The PostgreSQL flush's last part: reads the CTEs ``up`` (the upserted task rows,
-#: ``RETURNING`` what :func:`fold` reads) and ``hist`` (the history entries inserted,
-#: ``RETURNING task_id, state, attempt``). Sorted, so two flushes touching the same rows
-#: lock them in the same order and cannot deadlock.
+#: ``RETURNING`` what :func:`fold` reads) and ``hist`` (the history entries first listed,
+#: stored or derived from the row: ``task_id, state, attempt``). Sorted, so two flushes
+#: touching the same rows lock them in the same order and cannot deadlock.
 _WAIT_SQL = "GREATEST(0, EXTRACT(EPOCH FROM up.started_at - up.sent_at))::float8"
 COUNTED_SQL: Final = (
     # GREATEST skips NULLs; the difference of a missing time stays NULL through it.
