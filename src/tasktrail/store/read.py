@@ -11,9 +11,10 @@ from typing import Any
 from .. import ids
 from ..exceptions import TaskNotFound
 from ..records import TaskRecord, Transition
+from . import history as _history
 from . import point, rows
 from .db import alias, tasks
-from .history import ORDER
+from .history import HistoryEntry
 from .write import chunks, settle, sync
 
 
@@ -94,7 +95,8 @@ def celery_meta(task_id: str) -> dict[str, Any] | None:
 
 
 def history(task_id: str) -> list[Transition]:
-    """Every transition of ``task_id``, oldest first (:mod:`tasktrail.store.history`)."""
+    """Every transition of ``task_id``, oldest first (:mod:`tasktrail.store.history`):
+    those stored, and those its row stands for (rule 5)."""
     from ..models import Transition as TransitionRow
 
     if not ids.valid(task_id):
@@ -102,9 +104,21 @@ def history(task_id: str) -> list[Transition]:
     settle(task_id)
     # Operators' audit entries share the table; see tasktrail.store.audit.
     found = TransitionRow.objects.using(alias()).filter(task_id=task_id, action="")
+    stored = [
+        HistoryEntry(task_id, r.state, r.attempt, r.at, r.worker, r.detail)
+        for r in found.order_by(*_history.ORDER)
+    ]
+    row = (
+        tasks()
+        .filter(task_id=task_id)
+        .exclude(**{_history.DERIVED_COLUMN: 0})
+        .values(*_history.ROW_FIELDS)
+        .first()
+    )
+    derived = [] if row is None else _history.implied(row)
     return [
-        Transition(r.state, r.attempt, r.at, r.worker, r.detail or {})
-        for r in found.order_by(*ORDER)
+        Transition(e.state, e.attempt, e.at, e.worker, e.detail or {})
+        for e in _history.listed(stored, derived)
     ]
 
 
