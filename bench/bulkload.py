@@ -388,9 +388,14 @@ def loaded(cursor: Any) -> dict[str, Any] | None:
 
 def record(cursor: Any, spec: Spec, times: dict[str, float]) -> None:
     _ensure_meta(cursor)
+    # The newest loaded row's updated_at: a benchmark that writes into the data set
+    # finds (and deletes) its own rows after it (bench.database).
+    cursor.execute(f"SELECT max(updated_at) FROM {TASK_TABLE}")
+    newest = cursor.fetchone()[0]
     value = {
         "spec": spec.signature(),
         "loaded_at": datetime.now(UTC).isoformat(),
+        "newest": None if newest is None else newest.isoformat(),
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
     cursor.execute(

@@ -1,7 +1,9 @@
 """The Celery app, the one task every scenario runs, and the progress bench's task.
 
 The no-op task's only work is ``INCR`` on a Redis key: the producer polls that counter to
-see when all tasks ran, the same way in every scenario, whatever the result store.
+see when all tasks ran, the same way in every scenario, whatever the result store. In the
+``-5ms`` scenarios (``Scenario.task_cpu_ms``) it first burns that much CPU: the same
+message, the same task, only the work differs.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import time
 import redis
 from celery import Celery
 
+from bench import scenarios
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 COUNTER_KEY = os.environ.get("BENCH_COUNTER_KEY", "tasktrail-bench:done")
+#: CPU seconds the task burns (the worker reads the same BENCH_SCENARIO as the producer).
+TASK_CPU_S = scenarios.get(os.environ.get("BENCH_SCENARIO", scenarios.BASELINE)).task_cpu_ms / 1000
 BARRIER_KEY = COUNTER_KEY + ":progress-barrier"
 
 app = Celery("bench")
@@ -35,7 +41,17 @@ def counter() -> redis.Redis:
 
 @app.task(name="bench.noop")
 def noop() -> None:
+    if TASK_CPU_S:
+        burn(TASK_CPU_S)
     counter().incr(COUNTER_KEY)
+
+
+def burn(seconds: float) -> None:
+    """Keep this thread on the CPU for ``seconds`` of its own CPU time (not wall time:
+    on a busy machine the task still does the same work)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
 
 
 @app.task(name="bench.progress_loop")

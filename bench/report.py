@@ -38,6 +38,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for key in ("success_rows", "pending_rows"):
             row[key] = min((r[key] for r in ok if r.get(key) is not None), default=None)
         row["tasks"] = ok[0]["tasks"] if ok else None
+        row["task_cpu_ms"] = ok[0].get("task_cpu_ms", 0.0) if ok else None
+        row["preloaded"] = ok[0].get("preloaded") if ok else None
         row["cpu_ms_per_task"] = _median_dict([r.get("cpu_ms_per_task") or {} for r in ok])
         summary[name] = row
     _add_ratios(summary)
@@ -54,12 +56,20 @@ def _median_dict(dicts: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _add_ratios(summary: dict[str, dict[str, Any]]) -> None:
-    base = summary.get(BASELINE, {})
-    for row in summary.values():
+    """``*_ratio``: to the scenario's baseline (the task doing the same work);
+    ``relative_ratio``: e2e to the scenario its target names (``relative_to``)."""
+    for name, row in summary.items():
+        scenario = SCENARIOS[name]
+        base = summary.get(scenario.baseline, {})
+        row["baseline"] = scenario.baseline
         for key in _RATE_KEYS:
             reference = base.get("e2e_rate" if key == "store_rate" else key)
             value = row.get(key)
             row[f"{key}_ratio"] = value / reference if value and reference else None
+        if scenario.relative_to is not None:
+            other = summary.get(scenario.relative_to, {}).get("e2e_rate")
+            value = row.get("e2e_rate")
+            row["relative_ratio"] = value / other if value and other else None
 
 
 def _num(value: float | None, fmt: str = "{:.0f}") -> str:
@@ -96,15 +106,26 @@ def _rows_cell(row: dict[str, Any], key: str) -> str:
     return "-" if found is None else f"{found}/{tasks}"
 
 
+def _relative_verdict(row: dict[str, Any], other: str, target: float | None) -> str:
+    ratio = row.get("relative_ratio")
+    measured = "n/a" if ratio is None else f"{ratio:.2f}x"
+    return f"{measured} of {other}, {_verdict(ratio, target)}"
+
+
 def _target_cell(name: str, row: dict[str, Any]) -> str:
-    if name == BASELINE:
-        return "baseline"
     scenario = SCENARIOS[name]
-    verdicts = [
-        _verdict(row["e2e_rate_ratio"], scenario.e2e_target),
-        _verdict(row["enqueue_durable_rate_ratio"], scenario.enqueue_target),
-    ]
-    return "; ".join(v for v in verdicts if v) or "reference (targets: 0.50x)"
+    if name == scenario.baseline:
+        return "baseline"
+    e2e = (
+        _verdict(row["e2e_rate_ratio"], scenario.e2e_target)
+        if scenario.relative_to is None
+        else _relative_verdict(row, scenario.relative_to, scenario.e2e_target)
+    )
+    verdicts = [e2e, _verdict(row["enqueue_durable_rate_ratio"], scenario.enqueue_target)]
+    found = "; ".join(v for v in verdicts if v)
+    if found:
+        return found
+    return "reference (targets: 0.50x)" if scenario.backend == "django-db" else "reference"
 
 
 def _rate(row: dict[str, Any], key: str) -> list[str]:
@@ -195,14 +216,36 @@ def cpu_table(summary: dict[str, dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
-def _heading(config: dict[str, Any]) -> str:
+def _heading(config: dict[str, Any], summary: dict[str, dict[str, Any]]) -> str:
     runs = f"median of {config['repeat']} runs" if config["repeat"] > 1 else "1 run"
-    return (
+    lines = [
         f"tasktrail throughput: {config['tasks']} no-op tasks, {runs} per scenario, "
-        f"broker {config['broker']}, {config['cpus']} CPUs\n"
-        f"worker: {config['worker']}\n"
-        f"tasktrail: {config['tasktrail_source']}\n"
-        f"xbase = ratio to {BASELINE}"
+        f"broker {config['broker']}, {config['cpus']} CPUs",
+        f"worker: {config['worker']}",
+        f"tasktrail: {config['tasktrail_source']}",
+        f"xbase = ratio to {BASELINE}" + _other_baselines(summary),
+    ]
+    for name, row in summary.items():
+        loaded = row.get("preloaded")
+        if loaded:
+            lines.append(
+                f"{name}: the store already held {loaded['spec']['tasks']:,} tasks "
+                f"(database {loaded['database']}, loaded {loaded['loaded_at'][:16]})"
+            )
+    return "\n".join(lines)
+
+
+def _other_baselines(summary: dict[str, dict[str, Any]]) -> str:
+    """Which rows compare with another baseline (the same task work), if any."""
+    others: dict[str, list[str]] = {}
+    for name, row in summary.items():
+        base = row.get("baseline", BASELINE)
+        if base != BASELINE and name != base:
+            others.setdefault(base, []).append(name)
+    return "".join(
+        f"; {', '.join(names)} to {base} (a task burning "
+        f"{summary.get(base, {}).get('task_cpu_ms') or SCENARIOS[base].task_cpu_ms:g} ms of CPU)"
+        for base, names in others.items()
     )
 
 
@@ -222,7 +265,7 @@ def render(summary: dict[str, dict[str, Any]], config: dict[str, Any]) -> str:
     ]
     return "\n\n".join(
         [
-            _heading(config),
+            _heading(config, summary),
             main_table(summary),
             _LEGEND,
             *failed,

@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         # The worker is already stopped (context manager); no traceback for a Ctrl-C.
         _log(f"{scenario.name}: interrupted")
         return 130
+    finally:
+        # A preloaded store keeps only its data set for the next run.
+        database.forget_run(scenario)
     opts.out.write_text(json.dumps(result, indent=2))
     return 0
 
@@ -73,6 +76,8 @@ def measure(scenario: Scenario, tasks: int, warmup: int, workdir: Path) -> dict[
     from bench.celeryapp import app
 
     result: dict[str, Any] = {"scenario": scenario.name, "tasks": tasks, "warmup": warmup}
+    result["task_cpu_ms"] = scenario.task_cpu_ms
+    result["preloaded"] = database.preloaded(scenario)
     if scenario.backend == "tasktrail":
         import tasktrail
 
@@ -173,13 +178,13 @@ def warm_up(scenario: Scenario, warmup: int, proc: Worker) -> None:
     _reset_counter()
     send(warmup)
     wait_counter(warmup, proc)  # also waits for the worker to boot
-    if scenario.success_table:
+    if scenario.counted:
         wait_store(scenario, warmup)
     time.sleep(0.5)  # let the worker go idle before the clock starts
 
 
 def end_to_end(scenario: Scenario, tasks: int, warmup: int, proc: Worker) -> dict[str, Any]:
-    history_before = database.history_rows() if scenario.backend == "tasktrail" else 0
+    history_mark = database.history_mark() if scenario.backend == "tasktrail" else 0
     _reset_counter()
     _reset_trace()
     cpu_before = procstat.snapshot(proc.pid)
@@ -196,14 +201,14 @@ def end_to_end(scenario: Scenario, tasks: int, warmup: int, proc: Worker) -> dic
         "store_rate": None,
         "history_per_task": None,
     }
-    if scenario.success_table:
+    if scenario.counted:
         found, seen = wait_store(scenario, tasks + warmup)
         result["success_rows"] = found - warmup
         result["store_rate"] = tasks / (seen - start)
         result["store_lag_ms"] = (seen - finished) * 1000
     if scenario.backend == "tasktrail":
         sync_store(scenario)
-        result["history_per_task"] = (database.history_rows() - history_before) / tasks
+        result["history_per_task"] = database.history_since(history_mark) / tasks
     return result
 
 

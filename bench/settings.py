@@ -64,8 +64,16 @@ elif _SCENARIO.backend == "django-db":
     # What it takes for django-celery-results to show STARTED and the task's details.
     CELERY_TASK_TRACK_STARTED = True
     CELERY_RESULT_EXTENDED = True
+elif _SCENARIO.backend == "null":
+    CELERY_RESULT_BACKEND = "bench.nullbackend:NullBackend"
+elif _SCENARIO.backend == "redis":
+    # Celery's Redis backend as its docs set it up: a URL, nothing else.
+    CELERY_RESULT_BACKEND = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
 else:
     CELERY_RESULT_BACKEND = "tasktrail"
+    if _SCENARIO.ignore_result:
+        # Celery stores no outcome; tasktrail's task signals record it (without a value).
+        CELERY_TASK_IGNORE_RESULT = True
     if os.environ.get("BENCH_CHORD_UNLOCK"):
         # bench/chords.py: tasktrail without its native chord join (Celery's polling).
         CELERY_RESULT_BACKEND = "bench.chords:UnlockBackend"
