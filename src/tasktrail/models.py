@@ -74,11 +74,6 @@ class Task(models.Model):
     # (tasktrail.options: "yes", "no", "default"; "" when no process knew the task).
     # A database default, so a process still running the previous release can insert.
     show_result = models.CharField(max_length=8, blank=True, db_default="")
-    # The happy path's history entries this row stands for instead of history rows of
-    # their own (bits of tasktrail.store.history, rule 5): a task sent, started and
-    # succeeded writes none. 0 for rows written before (their history is all stored).
-    # A database default, so a process still running the previous release can insert.
-    derived = models.PositiveSmallIntegerField(db_default=0)
 
     class Meta:
         db_table = "tasktrail_task"

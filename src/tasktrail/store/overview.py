@@ -262,9 +262,7 @@ def _due(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
     trimmed, or written by an older release) is left out.
 
     Retried tasks are a few percent of a sample, so this reads only their STARTED and
-    RETRY transitions, through the history's task index. Stored ones suffice: a RETRY
-    is always stored, and a STARTED with a ``due`` too (a row stands only for a
-    STARTED whose detail is its pid: :mod:`tasktrail.store.history`, rule 5)."""
+    RETRY transitions, through the history's task index."""
     from ..models import Transition
 
     last = {r[0]: r[2] for r in rows if r[2] > 1}

@@ -11,10 +11,9 @@ from typing import Any
 from .. import ids
 from ..exceptions import TaskNotFound
 from ..records import TaskRecord, Transition
-from . import history as _history
 from . import point, rows
 from .db import alias, tasks
-from .history import HistoryEntry
+from .history import ORDER
 from .write import chunks, settle, sync
 
 
@@ -95,8 +94,7 @@ def celery_meta(task_id: str) -> dict[str, Any] | None:
 
 
 def history(task_id: str) -> list[Transition]:
-    """Every transition of ``task_id``, oldest first (:mod:`tasktrail.store.history`):
-    those stored, and those its row stands for (rule 5)."""
+    """Every transition of ``task_id``, oldest first (:mod:`tasktrail.store.history`)."""
     from ..models import Transition as TransitionRow
 
     if not ids.valid(task_id):
@@ -104,21 +102,9 @@ def history(task_id: str) -> list[Transition]:
     settle(task_id)
     # Operators' audit entries share the table; see tasktrail.store.audit.
     found = TransitionRow.objects.using(alias()).filter(task_id=task_id, action="")
-    stored = [
-        HistoryEntry(task_id, r.state, r.attempt, r.at, r.worker, r.detail)
-        for r in found.order_by(*_history.ORDER)
-    ]
-    row = (
-        tasks()
-        .filter(task_id=task_id)
-        .exclude(**{_history.DERIVED_COLUMN: 0})
-        .values(*_history.ROW_FIELDS)
-        .first()
-    )
-    derived = [] if row is None else _history.implied(row)
     return [
-        Transition(e.state, e.attempt, e.at, e.worker, e.detail or {})
-        for e in _history.listed(stored, derived)
+        Transition(r.state, r.attempt, r.at, r.worker, r.detail or {})
+        for r in found.order_by(*ORDER)
     ]
 
 

@@ -89,9 +89,9 @@ _UPSERT_TAIL = (
 )
 
 #: The PostgreSQL flush's last part: reads the CTEs ``up`` (the upserted task rows,
-#: ``RETURNING`` what :func:`fold` reads) and ``hist`` (the history entries first listed,
-#: stored or derived from the row: ``task_id, state, attempt``). Sorted, so two flushes
-#: touching the same rows lock them in the same order and cannot deadlock.
+#: ``RETURNING`` what :func:`fold` reads) and ``hist`` (the history entries inserted,
+#: ``RETURNING task_id, state, attempt``). Sorted, so two flushes touching the same rows
+#: lock them in the same order and cannot deadlock.
 _WAIT_SQL = waits.seconds_sql(waits.first_due_sql("up.attempt", "up.sent_at"), "up.started_at")
 COUNTED_SQL: Final = (
     # GREATEST skips NULLs; the difference of a missing time stays NULL through it.

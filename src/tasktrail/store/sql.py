@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from .. import states
 from .history import COLUMNS as HISTORY_COLUMNS
-from .history import DERIVED, DERIVED_COLUMN, ON_ACCEPT, PENDING_BIT
 from .rollup import COUNTED_SQL, RETURNED
 from .schema import COLUMNS, CORE, KEEP, META, RESET, STRICT, STRICTEST, TEXT
 
@@ -59,56 +58,21 @@ def _assignment(column: str) -> str:
     return f"CASE WHEN {condition} THEN excluded.{column} ELSE t.{column} END"
 
 
-#: The history entries a row stands for (:mod:`.history`, rule 5): the flush's bits where
-#: they hold of the row as stored, that is each bit reading the row's state-bound
-#: columns only if the event is accepted, and ``PENDING``'s only if the row's
-#: ``sent_at`` is the event's (the first sending's, which stays).
-_DERIVED_UPDATE = (
-    f"{DERIVED_COLUMN} = t.{DERIVED_COLUMN}"
-    f" | (CASE WHEN {ACCEPTS} THEN excluded.{DERIVED_COLUMN} & {ON_ACCEPT} ELSE 0 END)"
-    " | (CASE WHEN t.sent_at IS NULL OR t.sent_at = excluded.sent_at"
-    f" THEN excluded.{DERIVED_COLUMN} & {PENDING_BIT} ELSE 0 END)"
-)
-_UPDATES = ", ".join(
-    [f"{c} = {_assignment(c)}" for c in (*CORE, *META, *STRICT, *KEEP, *RESET)] + [_DERIVED_UPDATE]
-)
+_UPDATES = ", ".join(f"{c} = {_assignment(c)}" for c in (*CORE, *META, *STRICT, *KEEP, *RESET))
 #: The row as the statement left it: the id, state and attempt (the history's attempt
-#: 0 takes it), then what the metrics' counters read (:data:`rollup.RETURNED`), then the
-#: history entries it stands for.
+#: 0 takes it), then what the metrics' counters read (:data:`rollup.RETURNED`).
 _CONFLICT = (
     f"ON CONFLICT (task_id) DO UPDATE SET {_UPDATES} "
-    f"RETURNING task_id, state, attempt, {', '.join(RETURNED)}, {DERIVED_COLUMN}"
+    f"RETURNING task_id, state, attempt, {', '.join(RETURNED)}"
 )
-_DERIVED_STATES = ", ".join(f"'{state}'" for state in DERIVED)
-#: What the write path inserts: the event's columns, and the bits it proposes.
-_INSERTED = (*COLUMNS, DERIVED_COLUMN)
-
-
-def covered(bits: str, row_attempt: str, state: str, attempt: str) -> str:
-    """SQL for :func:`tasktrail.store.history.covered`: whether a row's ``bits`` list
-    ``(state, attempt)`` (each argument an SQL expression)."""
-    cases = " OR ".join(
-        f"({state} = '{name}' AND ({bits} & {bit}) <> 0 AND {attempt} = {fixed or row_attempt})"
-        for name, (bit, fixed) in DERIVED.items()
-    )
-    return f"({cases})"
 
 
 @functools.cache
 def upsert(rows: int) -> str:
-    placeholders = "(" + ", ".join(["%s"] * len(_INSERTED)) + ")"
+    placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
     return (
-        f"INSERT INTO {TASK_TABLE} AS t ({', '.join(_INSERTED)}) "
+        f"INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "
         f"VALUES {', '.join([placeholders] * rows)} {_CONFLICT}"
-    )
-
-
-@functools.cache
-def derived_before(tasks: int) -> str:
-    """The bits and attempt of those of ``tasks`` ids whose rows stand for entries."""
-    return (
-        f"SELECT task_id, {DERIVED_COLUMN}, attempt FROM {TASK_TABLE} "
-        f"WHERE {DERIVED_COLUMN} <> 0 AND task_id IN ({', '.join(['%s'] * tasks)})"
     )
 
 
@@ -139,45 +103,33 @@ _PER_ENTRY = "OFFSET 0"
 @functools.cache
 def write_postgresql(task_types: tuple[str, ...], history_types: tuple[str, ...]) -> str:
     """One statement for a whole flush on PostgreSQL: upsert the tasks, append the
-    history entries the task does not list yet and its row does not stand for
-    (:mod:`tasktrail.store.history`), and add the outcomes and retries first listed to
-    the metrics' counters (:mod:`.rollup`), stored or derived alike.
+    history entries the task does not list yet (:mod:`tasktrail.store.history`), and add
+    the outcomes and retries they record to the metrics' counters (:mod:`.rollup`).
 
     The rows travel as two JSON documents, so the statement has one shape whatever
     the batch size, is prepared once per connection, and the driver adapts two
-    strings instead of a value per cell. All parts of one statement see the tables as
-    they were before it: the history check reads the entries of earlier flushes, and
-    ``p`` the row's bits before this flush (``up`` has them after it).
+    strings instead of a value per cell. All parts of one statement see the table as
+    it was before it, so the history check reads the entries of earlier flushes.
     """
     task_defs, task_select = _recordset("r", COLUMNS, task_types)
-    history_defs, history_select = _recordset("h", HISTORY_COLUMNS, history_types)
+    history_defs, _ = _recordset("h", HISTORY_COLUMNS, history_types)
+    _, history_select = _recordset("h", HISTORY_COLUMNS, history_types)
     # An entry of attempt 0 (an outcome decided away from the task) takes the row's.
     attempt = "CASE WHEN h.attempt = 0 THEN GREATEST(up.attempt, 1) ELSE h.attempt END"
     history_select = history_select.replace("h.attempt", f"{attempt} AS attempt", 1)
-    listed_before = covered(f"COALESCE(p.{DERIVED_COLUMN}, 0)", "p.attempt", "h.state", attempt)
-    stands_for = covered("new.row_bits", "new.row_attempt", "new.state", "new.attempt")
-    columns = ", ".join(HISTORY_COLUMNS)
     return (
-        f"WITH up AS (INSERT INTO {TASK_TABLE} AS t ({', '.join(_INSERTED)}) "
-        f"SELECT {task_select}, COALESCE(r.{DERIVED_COLUMN}, 0) "
-        f"FROM json_to_recordset(%s::json) AS r({task_defs}, {DERIVED_COLUMN} integer) "
+        f"WITH up AS (INSERT INTO {TASK_TABLE} AS t ({', '.join(COLUMNS)}) "
+        f"SELECT {task_select} FROM json_to_recordset(%s::json) AS r({task_defs}) "
         f"{_CONFLICT}), "
-        # The flush's entries listed for the first time (rule 1, over stored and derived).
-        f"new AS (SELECT {history_select}, h.n, up.{DERIVED_COLUMN} AS row_bits, "
-        "up.attempt AS row_attempt "
+        f"hist AS (INSERT INTO {HISTORY_TABLE} ({', '.join(HISTORY_COLUMNS)}) "
+        f"SELECT {history_select} "
         f"FROM ROWS FROM (json_to_recordset(%s::json) AS ({history_defs})) "
-        f"WITH ORDINALITY AS h({columns}, n) "
+        f"WITH ORDINALITY AS h({', '.join(HISTORY_COLUMNS)}, n) "
         "JOIN up ON up.task_id = h.task_id "
-        # Only entries a row may stand for look their row's bits up.
-        f"LEFT JOIN {TASK_TABLE} p ON h.state IN ({_DERIVED_STATES}) "
-        f"AND p.task_id = h.task_id AND p.{DERIVED_COLUMN} <> 0 "
         f"WHERE NOT EXISTS (SELECT 1 FROM {HISTORY_TABLE} x WHERE x.task_id = h.task_id "
         f"AND x.action = '' AND x.state = h.state AND x.attempt = {attempt} {_PER_ENTRY}) "
-        f"AND NOT {listed_before}), "
-        # Stored: those the row does not stand for (rule 5).
-        f"ins AS (INSERT INTO {HISTORY_TABLE} ({columns}) SELECT {columns} FROM new "
-        f"WHERE NOT {stands_for} ORDER BY new.n), "
-        "hist AS (SELECT task_id, state, attempt FROM new), "
+        "ORDER BY h.n "
+        "RETURNING task_id, state, attempt), "
         f"{COUNTED_SQL}"
     )
 

@@ -69,64 +69,32 @@ def _write_once(
     # passes are needed; neither repeats the other's work.
     attempts = {row["task_id"]: row["attempt"] for row in rows}
     entries = _history.resolve_attempts(entries, attempts)
-    # Rule 5: the happy path's entries the rows will stand for instead of a history row.
-    bits = _history.derive(rows, entries)
     if connection.vendor == "postgresql":
-        _write_postgresql(connection, rows, entries, bits)
+        _write_postgresql(connection, rows, entries)
     else:
-        _write_generic(connection, rows, entries, bits)
+        _write_generic(connection, rows, entries)
 
 
 def _write_generic(
-    connection: BaseDatabaseWrapper,
-    rows: list[Row],
-    entries: list[HistoryEntry],
-    bits: dict[str, int],
+    connection: BaseDatabaseWrapper, rows: list[Row], entries: list[HistoryEntry]
 ) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     stored: dict[str, int] = {}
-    derived: dict[str, int] = {}
-    before: dict[str, tuple[int, int]] = {}
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        # The bits before this flush, for rule 1 (PostgreSQL reads them in its statement).
-        maybe = sorted({e.task_id for e in entries if e.state in _history.DERIVED})
-        for chunk in chunks(maybe):
-            cursor.execute(sql.derived_before(len(chunk)), list(chunk))
-            before.update((task_id, (n, attempt)) for task_id, n, attempt in cursor.fetchall())
         for chunk in chunks(rows):
-            params = [
-                v
-                for row in chunk
-                for v in (
-                    *(adapt(row[c]) if c in DATETIMES else row[c] for c in COLUMNS),
-                    bits.get(row["task_id"], 0),
-                )
-            ]
+            params = [adapt(row[c]) if c in DATETIMES else row[c] for row in chunk for c in COLUMNS]
             cursor.execute(sql.upsert(len(chunk)), params)
-            for found in cursor.fetchall():
-                stored[found[0]], derived[found[0]] = found[2], found[-1]
+            stored.update((found[0], found[2]) for found in cursor.fetchall())
         entries = _history.resolve_attempts(entries, stored, final=True)
         listed: set[tuple[str, str, int]] = set()
         for chunk in chunks(sorted({e.task_id for e in entries})):
             cursor.execute(sql.listed_history(len(chunk)), list(chunk))
             listed.update(cursor.fetchall())
-        fresh = [
-            e
-            for e in _history.new_entries(entries, listed)
-            if not _history.covered(*before.get(e.task_id, (0, 0)), e.state, e.attempt)
-        ]
-        kept = [
-            e
-            for e in fresh
-            if not _history.covered(
-                derived.get(e.task_id, 0), stored.get(e.task_id, 0), e.state, e.attempt
-            )
-        ]
-        for part in chunks(kept):
+        fresh = _history.new_entries(entries, listed)
+        for part in chunks(fresh):
             values = [_history.values(e) for e in part]
             params = [adapt(v) if isinstance(v, datetime) else v for e in values for v in e]
             cursor.execute(sql.insert_history(len(part)), params)
-        # The counters count what is first listed, stored or derived alike.
         _count(cursor, [(e.task_id, e.state, e.attempt) for e in fresh])
 
 
@@ -155,20 +123,12 @@ def _dumps(items: Any) -> str:
 
 
 def _write_postgresql(
-    connection: BaseDatabaseWrapper,
-    rows: list[Row],
-    entries: list[HistoryEntry],
-    bits: dict[str, int],
+    connection: BaseDatabaseWrapper, rows: list[Row], entries: list[HistoryEntry]
 ) -> None:
     import psycopg
 
     encoded = [dict(zip(_history.COLUMNS, _history.values(e), strict=True)) for e in entries]
-    # A row without bits leaves the key out (the statement reads it as 0).
-    sent = [
-        {**r, _history.DERIVED_COLUMN: bits[r["task_id"]]} if r["task_id"] in bits else r
-        for r in rows
-    ]
-    params = (_dumps(sent), _dumps(encoded))
+    params = (_dumps(rows), _dumps(encoded))
     with connection.wrap_database_errors:
         connection.ensure_connection()
         # A server-side-binding cursor, whatever Django's setting, so the statement
