@@ -154,8 +154,10 @@ def test_failure_keeps_type_message_and_traceback() -> None:
 
 def test_a_task_waiting_behind_busy_pool_processes_is_received() -> None:
     # Both pool processes busy: the next task waits in the worker's prefetch buffer,
-    # and its RECEIVED is written once it has waited RECEIVED_AFTER.
-    busy = [tasks.sleepy.delay(1.5) for _ in range(2)]
+    # and its RECEIVED is written once it has waited RECEIVED_AFTER. 3 s each: with 1.5 s
+    # a loaded machine (another test pass starting) once freed a process before the next
+    # task was sent, and it started at once.
+    busy = [tasks.sleepy.delay(3) for _ in range(2)]
     for result in busy:
         wait_for(result.id, lambda r: r.state == "STARTED")
     waiting = tasks.add.delay(2, 3)
