@@ -154,20 +154,25 @@ def test_failure_keeps_type_message_and_traceback() -> None:
 
 def test_a_task_waiting_behind_busy_pool_processes_is_received() -> None:
     # Both pool processes busy: the next task waits in the worker's prefetch buffer,
-    # and its RECEIVED is written once it has waited RECEIVED_AFTER. 3 s each: with 1.5 s
-    # a loaded machine (another test pass starting) once freed a process before the next
-    # task was sent, and it started at once.
-    busy = [tasks.sleepy.delay(3) for _ in range(2)]
-    for result in busy:
-        wait_for(result.id, lambda r: r.state == "STARTED")
+    # and its RECEIVED is written once it has waited RECEIVED_AFTER. The waiting task is
+    # sent only once both busy tasks are seen running at the same moment: waiting for one
+    # and then the other once passed when the second had started in the process the first
+    # had freed (CI, 2026-12-02), and the waiting task then started at once.
+    busy = [tasks.sleepy.delay(5) for _ in range(2)]
+    deadline = time.monotonic() + 20
+    while {tasktrail.get(r.id).state for r in busy} != {"STARTED"}:
+        assert time.monotonic() < deadline, [tasktrail.get(r.id) for r in busy]
+        time.sleep(0.05)
     waiting = tasks.add.delay(2, 3)
-    record = wait_for(waiting.id, lambda r: r.state == "RECEIVED", timeout=5)
+    record = wait_for(waiting.id, lambda r: r.state == "RECEIVED", timeout=4)
     assert record.received_at is not None and record.started_at is None
     assert waiting.get(timeout=20) == 5
     done = tasktrail.get(waiting.id)
     assert done.received_at and done.started_at and done.received_at < done.started_at
     states = [t.state for t in tasktrail.history(waiting.id)]
     assert states == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
+    # Both processes free again before the next test.
+    assert [r.get(timeout=20) for r in busy] == ["woke", "woke"]
 
 
 def test_revoked_before_it_runs() -> None:
