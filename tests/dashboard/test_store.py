@@ -64,6 +64,29 @@ def test_throughput_buckets_finished_tasks_and_failures() -> None:
     assert next(b for b in busy if b.finished == 3).failure_rate == pytest.approx(1 / 3)
 
 
+def test_one_scan_serves_counts_and_chart_and_a_cut_one_says_where_it_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    minute = NOW.replace(second=0, microsecond=0)
+    _write(
+        ("new", "SUCCESS", NOW - (minute - timedelta(minutes=1, seconds=-5)), {}),
+        ("run", "STARTED", NOW - (minute - timedelta(minutes=2, seconds=-5)), {}),
+        ("mid", "FAILURE", NOW - (minute - timedelta(minutes=5, seconds=-5)), {}),
+        ("old", "SUCCESS", NOW - (minute - timedelta(minutes=9, seconds=-5)), {}),
+    )
+    counts, chart = overview.summary("hour", NOW)
+    assert counts == overview.counts(NOW) and chart == overview.throughput("hour", NOW)
+    assert {c.window: c.total for c in counts} == {"hour": 4, "day": 4, "week": 4}
+    assert (sum(b.finished for b in chart.buckets), chart.counted_from) == (3, None)
+    # The latest 3 rows: the running one takes a place in the sample, not in the chart.
+    monkeypatch.setattr(overview, "SAMPLE", 3)
+    counts, chart = overview.summary("hour", NOW)
+    assert [(c.total, c.exact) for c in counts] == [(3, False)] * 3
+    assert sum(b.finished for b in chart.buckets) == 2
+    assert chart.counted_from == minute - timedelta(minutes=5)
+    assert sum(b.failed for b in chart.buckets if b.start >= chart.counted_from) == 1
+
+
 def test_timings_are_percentiles_per_name() -> None:
     for i in range(10):
         sent = NOW - timedelta(minutes=30)

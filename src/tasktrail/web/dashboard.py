@@ -85,12 +85,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     else:
         status = 200
         running = overview.running(where=where)
+    counts, throughput = overview.summary(window, now)
     context = {
         "now": now,
         "window": window,
         "windows": list(overview.WINDOWS),
-        "counts": overview.counts(now),
-        "chart": present.chart(overview.throughput(window, now)),
+        "counts": counts,
+        "chart": present.chart(throughput),
         "timings": overview.timings(now, overview.WINDOWS[window]),
         "running": present.rows(running, level),
         "stuck": present.rows(overview.stuck(now, where=where), level) if where is not None else [],
