@@ -3,14 +3,17 @@ show as a server does (percent-decoding of paths, headers on the wire)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
-import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+from tests import sites
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,21 +45,14 @@ class Server:
             connection.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def uvicorn_server(django_db_setup: None) -> Iterator[Server]:
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[int]:
+    """uvicorn serving the ASGI ``app`` in a thread of this process until the block ends:
+    its port. In this process, so it reads the run's test database and settings."""
     import uvicorn
-    from django.core.asgi import get_asgi_application
 
-    port = _free_port()
-    config = uvicorn.Config(
-        get_asgi_application(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    port = sites.free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -65,6 +61,16 @@ def uvicorn_server(django_db_setup: None) -> Iterator[Server]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield Server(port)
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def uvicorn_server(django_db_setup: None) -> Iterator[Server]:
+    from django.core.asgi import get_asgi_application
+
+    with serve_in_thread(get_asgi_application()) as port:
+        yield Server(port)

@@ -27,41 +27,22 @@ from tasktrail import access
 from tasktrail.web import limits
 from tests.conftest import recorded
 
+from .conftest import serve_in_thread
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ENTRIES = ("django", "tasktrail")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module", params=ENTRIES)
 def server(request: pytest.FixtureRequest, django_db_setup: None) -> Iterator[tuple[str, int]]:
     """uvicorn serving this run's Django through one entry point: (entry, port)."""
-    import uvicorn
-
     if request.param == "tasktrail":
         from tasktrail.asgi import get_asgi_application
     else:
         from django.core.asgi import get_asgi_application
-    port = _free_port()
-    config = uvicorn.Config(
-        get_asgi_application(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not served.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield request.param, port
-    served.should_exit = True
-    thread.join(10)
+    with serve_in_thread(get_asgi_application()) as port:
+        yield request.param, port
 
 
 @contextlib.contextmanager
