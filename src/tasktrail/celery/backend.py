@@ -182,8 +182,9 @@ class TaskTrailBackend(BaseBackend):
         if total is None or done < total:
             return
         if done > total:
-            # A header task delivered twice (acks_late after a lost worker): the
-            # callback went already.
+            # A guard, not a path: a header task delivered again counts once
+            # (store.chord_part answers it with no total). A count above the size
+            # means the callback went already.
             logger.warning("tasktrail: chord %s counted %d of %d parts", group_id, done, total)
             return
         try:
