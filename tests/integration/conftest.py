@@ -63,12 +63,24 @@ SESSION_WORKERS: list[subprocess.Popen[bytes]] = []
 
 @pytest.fixture(scope="session")
 def worker(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+    """The run's one worker on the default queue. tests/channels and tests/tasks import
+    this fixture, and pytest keeps a session fixture's value per module that defines it:
+    each import started a worker of its own, alive to the end of the run. Two workers
+    on one queue broke every test that counts on the pool's two processes (CI,
+    2026-12-02: a task "waiting behind busy processes" started at once, on the other
+    worker). So a second definition reuses the running worker."""
+    if SESSION_WORKERS:
+        yield SESSION_WORKERS[0]
+        return
     from tests.testapp.celeryapp import app
 
     log = ARTIFACTS / "integration-worker.log"
     with workers.running(app, "itest@%h", log, workers.environment(), concurrency=2) as proc:
         SESSION_WORKERS.append(proc)
-        yield proc
+        try:
+            yield proc
+        finally:
+            SESSION_WORKERS.remove(proc)
 
 
 def wait_for(
