@@ -220,3 +220,16 @@ def test_chords_joins_and_chains_steps_expire_with_the_groups() -> None:
     assert list(members) == [("new", "h1"), ("new", "h2")]
     # The kept chord's members still count once.
     assert groups.chord_part("new", "h1", now) == (2, None)
+
+
+def test_a_group_counts_the_senders_own_buffered_members_at_once() -> None:
+    # No sync: the sender's PENDING rows are still in its buffer, the first members'
+    # outcomes (a fast worker's) are written; the group must not read "2 of 2 done".
+    for n in range(20):
+        group_id = f"own-g{n}"
+        for i in range(2):
+            record(f"{group_id}-{i}", "SUCCESS", group_id=group_id)
+        store.sync()
+        record(f"{group_id}-2", "PENDING", group_id=group_id)
+        status = tasktrail.group(group_id)
+        assert (status.total, status.done, status.ready) == (3, 2, False)

@@ -25,6 +25,7 @@ from .. import ids
 from ..records import TaskRecord
 from .db import alias, tasks
 from .queries import group as recorded_members
+from .write import sync
 
 CHORD_TABLE = "tasktrail_chord"
 #: The header tasks each join has counted (:class:`~tasktrail.models.ChordMember`).
@@ -181,6 +182,10 @@ def counts(group_id: str, without: str = "") -> dict[str, int]:
     index ``tasktrail_task_grouped``)."""
     if not ids.valid(group_id):
         return {}
+    # The sender's own buffered PENDING rows belong in the count: without them a group
+    # whose first 9 members finished before the 10th's sending landed read "9 of 9
+    # done" (CI, 2026-12-02).
+    sync()
     rows = tasks().filter(group_id=group_id).exclude(group_id="")
     if without:
         rows = rows.exclude(task_id=without)

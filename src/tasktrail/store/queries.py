@@ -274,6 +274,7 @@ def admin_search(term: str, workers: bool) -> Q:
 
 def group(group_id: str, limit: int = 100) -> list[TaskRecord]:
     """Up to ``limit`` tasks of a group, by id (partial index ``tasktrail_task_grouped``)."""
+    sync()  # as page(): this process's own buffered writes belong in the list
     # The exclude repeats the index's condition word for word, which SQLite needs to
     # use a partial index (PostgreSQL proves it from the equality).
     rows = _tasks().filter(group_id=group_id).exclude(group_id="")
