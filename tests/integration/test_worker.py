@@ -155,9 +155,9 @@ def test_failure_keeps_type_message_and_traceback() -> None:
 def test_a_task_waiting_behind_busy_pool_processes_is_received() -> None:
     # Both pool processes busy: the next task waits in the worker's prefetch buffer,
     # and its RECEIVED is written once it has waited RECEIVED_AFTER. The waiting task is
-    # sent only once both busy tasks are seen running at the same moment: waiting for one
-    # and then the other once passed when the second had started in the process the first
-    # had freed (CI, 2026-12-02), and the waiting task then started at once.
+    # sent only once both busy tasks are seen running at the same moment, so both
+    # processes are taken when it arrives. (It once started at once in CI: a second
+    # session worker on the queue had free processes; tests/integration/conftest.py.)
     busy = [tasks.sleepy.delay(5) for _ in range(2)]
     deadline = time.monotonic() + 20
     while {tasktrail.get(r.id).state for r in busy} != {"STARTED"}:

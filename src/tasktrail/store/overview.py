@@ -131,6 +131,10 @@ def _at(moment: datetime) -> Any:
     return connections[_alias()].ops.adapt_datetimefield_value(moment)
 
 
+#: The window :func:`counts` buckets by when no chart is drawn (any would do).
+DEFAULT_WINDOW = "hour"
+
+
 def counts(now: datetime) -> list[Counts]:
     """Tasks updated in each of :data:`WINDOWS` before ``now``, by state: one query."""
     return summary(DEFAULT_WINDOW, now)[0]
@@ -139,10 +143,6 @@ def counts(now: datetime) -> list[Counts]:
 def throughput(window: str, now: datetime) -> Throughput:
     """Tasks finished per bucket in ``window`` (a :data:`WINDOWS` key), and how many failed."""
     return summary(window, now)[1]
-
-
-#: The window :func:`counts` buckets by when no chart is drawn (any would do).
-DEFAULT_WINDOW = "hour"
 
 
 def summary(window: str, now: datetime) -> tuple[list[Counts], Throughput]:
@@ -165,16 +165,18 @@ def summary(window: str, now: datetime) -> tuple[list[Counts], Throughput]:
         f"FROM ({_recent_sql('state, updated_at', '')}) recent GROUP BY state, b"
     )
     params = [seconds, *map(_at, starts[:-1]), _at(starts[-1]), _at(now), SAMPLE]
+    # SUM of no rows is NULL on some databases: read as 0.
     rows = [(str(r[0]), int(r[1]), [int(n or 0) for n in r[2:]]) for r in _run(sql, params)]
-    return _counts(names, rows), _throughput(window, now, seconds, rows)
+    full = sum(within[-1] for *_, within in rows) >= SAMPLE
+    return _counts(names, rows, full), _throughput(window, now, seconds, rows, full)
 
 
 Sampled = list[tuple[str, int, list[int]]]
 
 
-def _counts(names: list[str], rows: Sampled) -> list[Counts]:
+def _counts(names: list[str], rows: Sampled, full: bool) -> list[Counts]:
     """By window and state, from :func:`summary`'s rows ``(state, bucket, [n within
-    each window])``. SUM of no rows is NULL on some databases: read as 0."""
+    each window])``; ``full``: the sample reached :data:`SAMPLE` rows."""
     by_window: list[dict[str, int]] = [defaultdict(int) for _ in names]
     for state, _, within in rows:
         for i, n in enumerate(within):
@@ -183,12 +185,12 @@ def _counts(names: list[str], rows: Sampled) -> list[Counts]:
     result = []
     for name, found in zip(names, by_window, strict=True):
         total = sum(found.values())
-        exact = sampled < SAMPLE or total < sampled
+        exact = not full or total < sampled
         result.append(Counts(name, {s: n for s, n in sorted(found.items()) if n}, exact))
     return result
 
 
-def _throughput(window: str, now: datetime, seconds: int, rows: Sampled) -> Throughput:
+def _throughput(window: str, now: datetime, seconds: int, rows: Sampled, full: bool) -> Throughput:
     """Finished tasks per bucket of the window, from :func:`summary`'s rows."""
     first, last = _bucket(now - WINDOWS[window], seconds), _bucket(now, seconds)
     found: dict[int, tuple[int, int]] = {}
@@ -203,7 +205,7 @@ def _throughput(window: str, now: datetime, seconds: int, rows: Sampled) -> Thro
     # and those before it were not read.
     oldest = min((b for _, b, _ in rows), default=None)
     counted_from = None
-    if sum(within[-1] for *_, within in rows) >= SAMPLE and oldest is not None and oldest > first:
+    if full and oldest is not None and oldest > first:
         counted_from = _start(oldest, seconds)
     return Throughput(window, BUCKETS[window], buckets, counted_from)
 
