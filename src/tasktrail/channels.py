@@ -35,7 +35,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,11 +52,11 @@ from django.conf import settings
 from django.urls import URLPattern, path, re_path
 from django.utils.http import is_same_domain
 
-from . import access, canvas, conf, notify, store
+from . import access, canvas, notify
 from . import urls as _urls  # noqa: F401  (registers the tasktrail_id path converter)
 from .exceptions import TaskNotFound
-from .records import ChainStatus, GroupStatus, TaskRecord
-from .web import groups, limits, responses, sse
+from .web import follow, groups, limits, responses, sse
+from .web.follow import Status
 
 logger = logging.getLogger("tasktrail.channels")
 
@@ -76,8 +76,6 @@ MAX_REASON_BYTES = 123
 #: The query parameter that plays ``Last-Event-ID`` (a browser cannot set headers on a
 #: WebSocket handshake).
 LAST_EVENT_ID = "last_event_id"
-
-Status = GroupStatus | ChainStatus
 
 
 def reason(error: str, retry_after: int | None = None) -> str:
@@ -217,39 +215,12 @@ class TaskConsumer(_Live):
         if record.ready and seen == str(notify.version(record)):
             await self.close(DONE, "")
             return
-        keepalive = conf.get().KEEPALIVE_INTERVAL.total_seconds()
-        hub = notify.hub()
-        async with hub.watch(record.id) as mailbox:
-            # Read again now that changes are watched: one may have landed since the lookup.
-            current: TaskRecord | None = (await hub.read(store.get_many, [record.id])).get(
-                record.id
-            )
-            while True:
-                if current is not None and str(notify.version(current)) != seen:
-                    seen = str(notify.version(current))
-                    await self.send_json(access.snapshot(current, allowed))
-                    if current.ready:
-                        await self.close(DONE, "")
-                        return
-                # The server's own pings keep an idle socket open through proxies: the
-                # timeout only bounds the wait.
-                current = await mailbox.get(keepalive)
-
-
-def _watched(status: Status) -> list[str]:
-    """The tasks whose changes change ``status`` (as the canvas's event stream watches)."""
-    ids = [r.id for r in canvas.records(status)]
-    if isinstance(status, GroupStatus) and status.callback_id:
-        ids.append(status.callback_id)
-    if isinstance(status, ChainStatus):
-        ids += [s.task_id for s in status.steps]
-    return list(dict.fromkeys(ids))
-
-
-def _canvas_snapshot(status: Status, level: access.Level) -> dict[str, Any]:
-    if isinstance(status, GroupStatus):
-        return groups.group_snapshot(status, level)
-    return groups.chain_snapshot(status, level)
+        async for current in follow.task(record.id, seen):
+            # No keep-alive to send: the server's own pings keep an idle socket open
+            # through proxies.
+            if current is not None:
+                await self.send_json(access.snapshot(current, allowed))
+        await self.close(DONE, "")
 
 
 class _CanvasConsumer(_Live):
@@ -264,34 +235,23 @@ class _CanvasConsumer(_Live):
 
     async def stream(self, token: str | None, seen: str | None) -> None:
         canvas_id, user = self.argument(self.route_argument), self.scope.get("user")
-
-        def read() -> Awaitable[tuple[Status, access.Level]]:
-            return sse.in_thread(self.find, canvas_id, user)
-
         try:
-            status, level = await read()
+            status, _ = await sse.in_thread(self.find, canvas_id, user)
         except TaskNotFound:
             await self.not_found()
             return
-        if status.ready and seen == str(groups.version(status)):
+        if status.ready and seen == str(follow.version(status)):
             await self.close(DONE, "")
             return
-        keepalive = conf.get().KEEPALIVE_INTERVAL.total_seconds()
-        async with notify.hub().watch(*_watched(status)) as mailbox:
-            while True:
-                try:
-                    status, level = await read()
-                except TaskNotFound:
-                    # Forgotten while watched: as an unknown canvas.
-                    await self.not_found()
-                    return
-                if str(groups.version(status)) != seen:
-                    seen = str(groups.version(status))
-                    await self.send_json(_canvas_snapshot(status, level))
-                if status.ready:
-                    await self.close(DONE, "")
-                    return
-                await mailbox.get(keepalive)
+        try:
+            async for change in follow.canvas_status(self.find, canvas_id, user, status, seen):
+                if change is not None:
+                    await self.send_json(groups.snapshot(*change))
+        except TaskNotFound:
+            # Forgotten while watched: as an unknown canvas.
+            await self.not_found()
+            return
+        await self.close(DONE, "")
 
 
 class GroupConsumer(_CanvasConsumer):

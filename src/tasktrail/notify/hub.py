@@ -88,6 +88,25 @@ class Doorbell:
         return True
 
 
+class Watch:
+    """One stream's watch of some tasks, for ``async with``: a small object instead of
+    an ``asynccontextmanager``'s generator and frame, held by every idle stream."""
+
+    __slots__ = ("_hub", "_mailbox", "_task_ids")
+
+    def __init__(self, hub: Hub, task_ids: tuple[str, ...]) -> None:
+        self._hub = hub
+        self._task_ids = task_ids
+        self._mailbox = Mailbox()
+
+    async def __aenter__(self) -> Mailbox:
+        self._hub._add(self._mailbox, self._task_ids)
+        return self._mailbox
+
+    async def __aexit__(self, *_: object) -> None:
+        self._hub._remove(self._mailbox, self._task_ids)
+
+
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
     # One thread, so one connection per process, however many streams are open.
@@ -115,23 +134,24 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._backoff = _FIRST_BACKOFF
 
-    @contextlib.asynccontextmanager
-    async def watch(self, *task_ids: str) -> AsyncIterator[Mailbox]:
-        """Receive the record of each of ``task_ids`` in one mailbox each time it
-        changes (a group's stream watches its members; the mailbox keeps the latest)."""
+    def watch(self, *task_ids: str) -> Watch:
+        """``async with hub.watch(*task_ids) as mailbox``: receive the record of each of
+        ``task_ids`` in one mailbox each time it changes (a group's stream watches its
+        members; the mailbox keeps the latest)."""
+        return Watch(self, task_ids)
+
+    def _add(self, mailbox: Mailbox, task_ids: tuple[str, ...]) -> None:
         self._start()
-        mailbox = Mailbox()
         for task_id in task_ids:
             self._watchers.setdefault(task_id, set()).add(mailbox)
-        try:
-            yield mailbox
-        finally:
-            for task_id in task_ids:
-                watchers = self._watchers[task_id]
-                watchers.discard(mailbox)
-                if not watchers:
-                    del self._watchers[task_id]
-                    self._versions.pop(task_id, None)
+
+    def _remove(self, mailbox: Mailbox, task_ids: tuple[str, ...]) -> None:
+        for task_id in task_ids:
+            watchers = self._watchers[task_id]
+            watchers.discard(mailbox)
+            if not watchers:
+                del self._watchers[task_id]
+                self._versions.pop(task_id, None)
 
     @contextlib.asynccontextmanager
     async def watch_all(self) -> AsyncIterator[Doorbell]:

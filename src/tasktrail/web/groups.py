@@ -23,13 +23,12 @@ from django.http.response import HttpResponseBase
 from django.utils.functional import LazyObject
 from django.views.decorators.http import require_GET
 
-from .. import access, canvas, conf, notify
+from .. import access, canvas
 from ..exceptions import TaskNotFound
 from ..records import ChainStatus, GroupStatus, TaskRecord
-from . import dashboard, present, responses, streams
+from . import dashboard, follow, present, responses, streams
+from .follow import Lookup, Status, version
 from .views import viewer
-
-Status = GroupStatus | ChainStatus
 
 
 def _task(record: TaskRecord | None, level: access.Level) -> dict[str, Any] | None:
@@ -38,11 +37,6 @@ def _task(record: TaskRecord | None, level: access.Level) -> dict[str, Any] | No
 
 def _outcome_shown(records: list[TaskRecord], level: access.Level) -> bool:
     return all(access.disclosure(level, r).outcome for r in records)
-
-
-def version(status: Status) -> int:
-    """The status's version: its latest task's, the stream's event id (0 for none)."""
-    return max((notify.version(r) for r in canvas.records(status)), default=0)
 
 
 def group_snapshot(status: GroupStatus, level: access.Level) -> dict[str, Any]:
@@ -103,13 +97,11 @@ def chain_snapshot(status: ChainStatus, level: access.Level) -> dict[str, Any]:
     return data
 
 
-def _snapshot(status: Status, level: access.Level) -> dict[str, Any]:
+def snapshot(status: Status, level: access.Level) -> dict[str, Any]:
+    """A group's, chord's or chain's snapshot as ``level`` may see it, ready for JSON."""
     if isinstance(status, GroupStatus):
         return group_snapshot(status, level)
     return chain_snapshot(status, level)
-
-
-Lookup = Callable[[str, Any], tuple[Status, access.Level]]
 
 
 def _json(lookup: Lookup, request: HttpRequest, canvas_id: str) -> HttpResponse:
@@ -117,7 +109,7 @@ def _json(lookup: Lookup, request: HttpRequest, canvas_id: str) -> HttpResponse:
         status, level = lookup(canvas_id, viewer(request))
     except TaskNotFound:
         return responses.not_found()
-    return responses.json(_snapshot(status, level))
+    return responses.json(snapshot(status, level))
 
 
 @require_GET
@@ -135,7 +127,7 @@ def chain_status(request: HttpRequest, task_id: str) -> HttpResponse:
 
 def event(status: Status, level: access.Level) -> bytes:
     """The canvas as ``level`` may see it, as one event whose id is its version."""
-    data = json.dumps(_snapshot(status, level), cls=responses.Encoder)
+    data = json.dumps(snapshot(status, level), cls=responses.Encoder)
     return f"id: {version(status)}\ndata: {data}\n\n".encode()
 
 
@@ -183,29 +175,12 @@ async def _stream(
     level: access.Level,
     seen: str | None,
 ) -> AsyncIterator[bytes]:
-    keepalive = conf.get().KEEPALIVE_INTERVAL.total_seconds()
-    hub = notify.hub()
     yield f"retry: {streams.RETRY_MS}\n\n".encode()
-    watched = [r.id for r in canvas.records(status)]
-    if isinstance(status, GroupStatus) and status.callback_id:
-        watched.append(status.callback_id)
-    if isinstance(status, ChainStatus):
-        watched += [s.task_id for s in status.steps]
-    async with hub.watch(*dict.fromkeys(watched)) as mailbox:
-        while True:
-            # Read again each time (also right after watching: a change may have
-            # landed since the first read); the access rule is asked again too.
-            try:
-                status, level = await streams.in_thread(lookup, canvas_id, user)
-            except TaskNotFound:
-                return
-            if str(version(status)) != seen:
-                seen = str(version(status))
-                yield event(status, level)
-            if status.ready:
-                return
-            if await mailbox.get(keepalive) is None:
-                yield streams.KEEPALIVE
+    try:
+        async for change in follow.canvas_status(lookup, canvas_id, user, status, seen):
+            yield streams.KEEPALIVE if change is None else event(*change)
+    except TaskNotFound:
+        return  # forgotten while watched: the stream ends, and a reconnect gets the 404
 
 
 @require_GET

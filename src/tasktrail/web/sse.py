@@ -23,10 +23,10 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from .. import access, conf, notify, store
+from .. import access, notify
 from ..exceptions import TaskNotFound
 from ..records import TaskRecord
-from . import responses, streams
+from . import follow, responses, streams
 from .streams import HEADERS, KEEPALIVE, RETRY_MS, in_thread, refused
 from .views import viewer
 
@@ -67,20 +67,6 @@ async def events(request: HttpRequest, task_id: str) -> HttpResponseBase:
 
 
 async def _stream(task_id: str, allowed: access.Level, seen: str | None) -> AsyncIterator[bytes]:
-    keepalive = conf.get().KEEPALIVE_INTERVAL.total_seconds()
-    hub = notify.hub()
     yield f"retry: {RETRY_MS}\n\n".encode()
-    async with hub.watch(task_id) as mailbox:
-        # Read again now that changes are watched: one may have landed since the lookup.
-        current: TaskRecord | None = (await hub.read(store.get_many, [task_id])).get(task_id)
-        while True:
-            if current is not None and str(notify.version(current)) != seen:
-                seen = str(notify.version(current))
-                yield event(current, allowed)
-                if current.ready:
-                    return
-            # Not held while the stream waits: idle streams are most of them.
-            current = None
-            current = await mailbox.get(keepalive)
-            if current is None:
-                yield KEEPALIVE
+    async for record in follow.task(task_id, seen):
+        yield KEEPALIVE if record is None else event(record, allowed)
