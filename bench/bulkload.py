@@ -40,7 +40,7 @@ from tasktrail.store.sql import HISTORY_TABLE, NAME_TABLE, TASK_TABLE
 
 #: Bump when the generated data changes shape: a stored data set of another version
 #: is reloaded.
-VERSION: Final = 1
+VERSION: Final = 2  # 2: no loaded time after the load began
 DAYS: Final = 30
 IN_FLIGHT: Final = 6000
 USERS: Final = 500
@@ -151,13 +151,16 @@ WITH g AS (
     SELECT s.*,
         CASE WHEN max_retries IS NULL OR state = 'PENDING' THEN 1
             ELSE 1 + (r_retry < 0.03)::int + (r_retry < 0.005)::int END AS attempt,
-        CASE WHEN state IN ('PENDING', 'REVOKED') THEN NULL ELSE sent + wait / 2 END
+        CASE WHEN state IN ('PENDING', 'REVOKED') THEN NULL ELSE LEAST(sent + wait / 2, %(t0)s::timestamptz) END
             AS received_at,
-        CASE WHEN state IN ('PENDING', 'RECEIVED', 'REVOKED') THEN NULL ELSE sent + wait END
+        CASE WHEN state IN ('PENDING', 'RECEIVED', 'REVOKED') THEN NULL ELSE LEAST(sent + wait, %(t0)s::timestamptz) END
             AS started_at,
-        CASE WHEN state IN ('SUCCESS', 'FAILURE') THEN sent + wait + run
+        -- No time after the load's start: a benchmark writing into the data set tells its
+        -- own rows by updated_at after the newest loaded one (bench.database).
+        LEAST(CASE WHEN state IN ('SUCCESS', 'FAILURE') THEN sent + wait + run
             WHEN state = 'REVOKED' THEN sent + wait
-            WHEN state = 'LOST' THEN sent + wait + interval '5 minutes' END AS finished_at,
+            WHEN state = 'LOST' THEN sent + wait + interval '5 minutes' END,
+            %(t0)s::timestamptz) AS finished_at,
         CASE WHEN state IN ('PENDING', 'REVOKED') THEN ''
             ELSE 'celery@worker-' || (1 + i %% 8) END AS worker
     FROM s
@@ -202,7 +205,7 @@ SELECT md5(%(prefix)s || i)::uuid::text, state, {_STATE_RANK}, attempt, max_retr
     CASE WHEN state = 'PENDING' THEN sent
         WHEN state = 'RECEIVED' THEN received_at
         WHEN state = 'STARTED' THEN started_at
-        WHEN state = 'RETRY' THEN started_at + run
+        WHEN state = 'RETRY' THEN LEAST(started_at + run, %(t0)s::timestamptz)
         ELSE finished_at END,
     CASE WHEN state = 'RETRY' THEN started_at + run + interval '60 seconds' END,
     finished_at + interval '31 days'
