@@ -151,11 +151,11 @@ WITH g AS (
     SELECT s.*,
         CASE WHEN max_retries IS NULL OR state = 'PENDING' THEN 1
             ELSE 1 + (r_retry < 0.03)::int + (r_retry < 0.005)::int END AS attempt,
-        CASE WHEN state IN ('PENDING', 'REVOKED') THEN NULL ELSE LEAST(sent + wait / 2, %(t0)s::timestamptz) END
-            AS received_at,
-        CASE WHEN state IN ('PENDING', 'RECEIVED', 'REVOKED') THEN NULL ELSE LEAST(sent + wait, %(t0)s::timestamptz) END
-            AS started_at,
-        -- No time after the load's start: a benchmark writing into the data set tells its
+        CASE WHEN state IN ('PENDING', 'REVOKED') THEN NULL
+            ELSE LEAST(sent + wait / 2, %(t0)s::timestamptz) END AS received_at,
+        CASE WHEN state IN ('PENDING', 'RECEIVED', 'REVOKED') THEN NULL
+            ELSE LEAST(sent + wait, %(t0)s::timestamptz) END AS started_at,
+        -- No time after the load began: a benchmark writing into the data set tells its
         -- own rows by updated_at after the newest loaded one (bench.database).
         LEAST(CASE WHEN state IN ('SUCCESS', 'FAILURE') THEN sent + wait + run
             WHEN state = 'REVOKED' THEN sent + wait
