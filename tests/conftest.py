@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,17 @@ def require(service: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _flush_tasktrail_between_tests() -> None:
-    # Rows buffered by one test must not land in the next test's tables.
+def _flush_tasktrail_between_tests() -> Iterator[None]:
+    # Rows buffered by one test must not land in the next test's tables, and must be
+    # written before pytest-django's teardown truncates them: the flush thread's upsert
+    # (task row, then history) and TRUNCATE's locks taken in another order deadlocked
+    # PostgreSQL in CI on 2026-12-02 (a failed eager task's record, never synced).
+    # pytest-django's autouse db fixture is set up before this one, so this teardown
+    # runs before its flush.
     from tasktrail import store
 
+    store.sync()
+    yield
     store.sync()
 
 
