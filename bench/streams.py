@@ -22,6 +22,13 @@ iterates each stream itself: a thread per stream for the sync middleware);
 (example/exampleproject/settings.py), ``default`` is ``django-admin startproject``'s,
 ``none`` has none (no sync middleware: what Django alone costs per stream).
 
+The anchor ``uvicorn/bare`` is uvicorn alone: a bare ASGI app (:func:`bare`) that
+answers every request with the headers and one event of a stream, then waits for the
+client to leave, with no Django and no database behind it. It is the floor any ASGI
+application under this uvicorn pays per open stream (its connection, its protocol and
+h11 objects, its request task), so the other setups are read beside it; it has no
+write->event latency (nothing writes to it).
+
 Writes and reads share this process's clock. Nothing here asserts a number.
 """
 
@@ -43,7 +50,7 @@ from bench import latency
 from bench.database import django_postgres, recreate_postgres
 
 ROOT = latency.ROOT
-ENTRIES = ("django", "tasktrail")
+ENTRIES = ("django", "tasktrail", "uvicorn")
 MIDDLEWARE = {
     # example/exampleproject/settings.py
     "project": [
@@ -67,8 +74,31 @@ MIDDLEWARE = {
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
     ],
     "none": [],
+    "bare": [],
 }
-DEFAULT_SETUPS = ("django/project", "tasktrail/project", "tasktrail/default")
+#: The anchor: uvicorn and a bare ASGI app, no Django.
+ANCHOR = "uvicorn/bare"
+DEFAULT_SETUPS = (ANCHOR, "django/project", "tasktrail/project", "tasktrail/default")
+
+
+def valid(setup: str) -> bool:
+    """``ENTRY/MIDDLEWARE`` names a setup: the anchor, or a Django entry and stack."""
+    entry, _, middleware = setup.partition("/")
+    if setup == ANCHOR:
+        return True
+    return entry in ENTRIES[:2] and middleware in MIDDLEWARE and middleware != "bare"
+
+
+async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The anchor's application: a stream's headers and first event, then nothing until
+    the client leaves (what any ASGI app must at least do to hold a stream open)."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"data: {}\n\n", "more_body": True})
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def settings(pg_db: str, middleware: str, streams: int) -> dict[str, Any]:
@@ -118,21 +148,25 @@ def serve(
     import uvicorn
 
     raise_fd_limit()
-    configure(pg_db, middleware, streams)
-    if entry == "tasktrail":
-        from tasktrail.asgi import get_asgi_application
+    if entry == "uvicorn":
+        application: Any = bare
     else:
-        from django.core.asgi import get_asgi_application
+        configure(pg_db, middleware, streams)
+        if entry == "tasktrail":
+            from tasktrail.asgi import get_asgi_application
+        else:
+            from django.core.asgi import get_asgi_application
+        application = get_asgi_application()
     uvicorn.run(
-        get_asgi_application(),
+        application,
         host="127.0.0.1",
         port=port,
         log_level="warning",
         access_log=False,
         lifespan="off",
         backlog=4096,
-        http=http,  # type: ignore[arg-type]
-        loop=loop,  # type: ignore[arg-type]
+        http=http,
+        loop=loop,
     )
 
 
@@ -254,7 +288,7 @@ def run(
     try:
         _wait_listening(port)
         # A first stream and its end: the hub, the listener and the pools are up.
-        asyncio.run(_one_stream(port))
+        asyncio.run(_one_stream(port, entry))
         before = latency.proc_status(server.pid)
         client_command = [sys.executable, "-m", "bench.streams", "--hold", str(port),
                           str(paths_file), str(batch)]  # fmt: skip
@@ -271,7 +305,9 @@ def run(
         idle_for = 16.0
         time.sleep(idle_for)
         idle_cpu = cpu_seconds(server.pid) - cpu_before
-        result["latency"] = asyncio.run(latency.latency(port, samples))
+        result["latency"] = (
+            None if entry == "uvicorn" else asyncio.run(latency.latency(port, samples))
+        )
         after_samples = latency.proc_status(server.pid)
         client.stdin.write("\n")
         client.stdin.flush()
@@ -301,7 +337,13 @@ def run(
     return result
 
 
-async def _one_stream(port: int) -> None:
+async def _one_stream(port: int, entry: str) -> None:
+    if entry == "uvicorn":
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await reader.readuntil(b"data: ")
+        writer.close()
+        return
     await asyncio.to_thread(latency.create_tasks, ["warm-up"])
     stream = await latency.Stream.open(port, "warm-up")
     await stream.event()
@@ -331,7 +373,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--setup",
         action="append",
-        help=f"ENTRY/MIDDLEWARE, entries {ENTRIES}, stacks {tuple(MIDDLEWARE)}; repeatable "
+        help=f"ENTRY/MIDDLEWARE, entries {ENTRIES[:2]}, stacks {tuple(MIDDLEWARE)[:3]}, or "
+        f"the anchor {ANCHOR}; repeatable "
         f"(default: {', '.join(DEFAULT_SETUPS)})",
     )
     parser.add_argument("--streams", type=int, default=10_000, help="idle streams (10000)")
@@ -363,8 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setups = args.setup or list(DEFAULT_SETUPS)
     for setup in setups:
-        entry, _, middleware = setup.partition("/")
-        if entry not in ENTRIES or middleware not in MIDDLEWARE:
+        if not valid(setup):
             print(f"unknown setup {setup!r}", file=sys.stderr)
             return 2
     args.workdir.mkdir(parents=True, exist_ok=True)
