@@ -13,7 +13,7 @@ from django import template
 from django.urls import reverse
 
 from .. import access
-from ..web.views import asset_source, script_source
+from ..web.views import asset_source
 
 register = template.Library()
 
@@ -58,7 +58,7 @@ def tasktrail_status(
         "status_url": reverse("tasktrail:status", args=[task_id]) + query,
         "events_url": events + query,
         "ws_url": socket_url(events, query) if websocket else "",
-        "script_url": f"{reverse('tasktrail:script')}?v={script_source()[1]}",
+        "script_url": tasktrail_asset("tasktrail.js"),
         "style_url": tasktrail_asset("tasktrail.css"),
     }
 
@@ -80,7 +80,7 @@ def tasktrail_group(
         "status_url": reverse(f"tasktrail:{route}_status", args=[group_id]),
         "events_url": events,
         "ws_url": socket_url(events) if websocket else "",
-        "script_url": f"{reverse('tasktrail:script')}?v={script_source()[1]}",
+        "script_url": tasktrail_asset("tasktrail.js"),
     }
 
 

@@ -59,11 +59,6 @@ def asset_source(name: str) -> tuple[bytes, str]:
     return source, hashlib.sha256(source).hexdigest()[:12]
 
 
-def script_source() -> tuple[bytes, str]:
-    """The widget's script and its version."""
-    return asset_source("tasktrail.js")
-
-
 def _serve(request: HttpRequest, name: str) -> HttpResponse:
     source, version = asset_source(name)
     response = HttpResponse(source, content_type=ASSETS[name])

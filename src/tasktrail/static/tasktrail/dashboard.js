@@ -129,30 +129,11 @@
     document.body.dataset.countsUpdated = String(Number(document.body.dataset.countsUpdated || 0) + 1);
   }
 
-  /**
-   * Why a stream was refused (EventSource does not tell): seconds until it may be tried
-   * again, 0 if it would be admitted now, null if retrying will not help. The same as
-   * tasktrail.js's, which the dashboard's pages do not all load.
-   */
-  async function retryAfter(url) {
-    const controller = new AbortController();
-    try {
-      const response = await fetch(url, {
-        headers: { Accept: "text/event-stream" },
-        credentials: "same-origin",
-        signal: controller.signal,
-      });
-      const header = Number(response.headers.get("Retry-After"));
-      if (response.ok) return 0;
-      if ((response.status === 429 || response.status === 503) && header > 0) {
-        return header * (1 + Math.random() / 2);
-      }
-      return null;
-    } catch (error) {
-      return null;
-    } finally {
-      controller.abort();
-    }
+  /** tasktrail.js's (loaded first by every dashboard page): seconds until a refused
+   * stream may be tried again, 0 if it would be admitted now, null if retrying will not
+   * help. */
+  function retryAfter(url) {
+    return window.TaskTrail.retryAfter(url);
   }
 
   class LiveList {

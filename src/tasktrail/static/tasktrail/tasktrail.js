@@ -8,6 +8,9 @@
  * until Retry-After has passed, then it tries the stream again. Values are set with textContent only: nothing a task reports
  * is ever parsed as HTML. Every update is also dispatched as a "tasktrail:update"
  * DOM event (detail: the status), for pages that react to it.
+ *
+ * A page may load it more than once (the dashboard's pages load it, and each widget's
+ * markup links it too): a second load only scans for new widgets.
  */
 (function () {
   "use strict";
