@@ -106,7 +106,8 @@ def serve(
     """The example on a free port: ``manage.py demo`` (ASGI), or a worker and runserver.
 
     ``settings``: a settings module of the tests' own (the example's, with a change)
-    instead of the example's. ``where``: :func:`environment`'s ``database`` and ``broker``.
+    instead of the example's, served by a worker and uvicorn (or runserver) started here.
+    ``where``: :func:`environment`'s ``database`` and ``broker``.
     """
     env = environment(setup, **where)
     path = [str(ROOT / "example")]
@@ -118,15 +119,21 @@ def serve(
     own = slug("-".join(where.get(k, "") for k in ("database",)))
     log_path = ARTIFACTS / f"site-{setup}-{server}{'-' + own if own else ''}.log"
     python = [sys.executable, str(MANAGE)]
-    if server == "asgi":
+    if server == "asgi" and settings is None:
         commands = [[*python, "demo", "--port", str(port)]]
     else:
-        subprocess.run([*python, "migrate", "--verbosity=0"], env=env, check=True, cwd=ROOT)
-        worker = "-m celery -A exampleproject worker --concurrency=2 --hostname=browser-wsgi@%h"
-        commands = [
-            [sys.executable, *worker.split()],
-            [*python, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        ]
+        # A worker and a server of the test's own: manage.py demo starts its children
+        # with the example's settings whatever DJANGO_SETTINGS_MODULE says.
+        run_env = {**env, "PYTHONPATH": os.pathsep.join(path)}
+        subprocess.run([*python, "migrate", "--verbosity=0"], env=run_env, check=True, cwd=ROOT)
+        worker = f"-m celery -A exampleproject worker --concurrency=2 --hostname=site-{server}@%h"
+        web = (
+            [sys.executable, "-m", "uvicorn", "exampleproject.asgi:application", "--port",
+             str(port), "--lifespan", "off", "--log-level", "warning"]
+            if server == "asgi"
+            else [*python, "runserver", "--noreload", f"127.0.0.1:{port}"]
+        )  # fmt: skip
+        commands = [[sys.executable, *worker.split()], web]
     with log_path.open("wb") as log:
         processes = [
             subprocess.Popen(
