@@ -39,6 +39,16 @@ _OWN = os.environ.get("TT_BROKER", "")
 REDIS_BROKER = _OWN if _OWN.startswith("redis://") else "redis://127.0.0.1:6379/12"
 
 
+def apart(name: str) -> dict[str, str]:
+    """:func:`serve`'s ``where`` for a test module's site of its own: a PostgreSQL database
+    named after the module (the demo's page lists every task in its database) and the
+    run's broker."""
+    return {
+        "database": f"{os.environ.get('TT_TEST_DB_NAME', 'test_tasktrail')}_{name}_browser",
+        "broker": os.environ.get("TT_BROKER", REDIS_BROKER),
+    }
+
+
 #: Databases this session made afresh: the first site of a session starts from an empty
 #: database, the later ones share it (each site migrates it again, which is quick).
 _MADE: set[str] = set()
@@ -114,6 +124,7 @@ def serve(
     if settings is not None:
         env["DJANGO_SETTINGS_MODULE"] = settings
         path.append(str(ROOT))
+    env["PYTHONPATH"] = os.pathsep.join(path)
     port = sites.free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     own = slug("-".join(where.get(k, "") for k in ("database",)))
@@ -124,8 +135,7 @@ def serve(
     else:
         # A worker and a server of the test's own: manage.py demo starts its children
         # with the example's settings whatever DJANGO_SETTINGS_MODULE says.
-        run_env = {**env, "PYTHONPATH": os.pathsep.join(path)}
-        subprocess.run([*python, "migrate", "--verbosity=0"], env=run_env, check=True, cwd=ROOT)
+        subprocess.run([*python, "migrate", "--verbosity=0"], env=env, check=True, cwd=ROOT)
         worker = f"-m celery -A exampleproject worker --concurrency=2 --hostname=site-{server}@%h"
         web = (
             [sys.executable, "-m", "uvicorn", "exampleproject.asgi:application", "--port",
@@ -138,7 +148,7 @@ def serve(
         processes = [
             subprocess.Popen(
                 command,
-                env={**env, "PYTHONPATH": os.pathsep.join(path)},
+                env=env,
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -4,7 +4,6 @@ bar, reached from a member's detail page."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,14 +11,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import MANAGE, REDIS_BROKER, ROOT, Site, environment, screenshot, serve
+from .conftest import MANAGE, ROOT, Site, apart, environment, screenshot, serve
 from .test_dashboard import MAKE_ADMIN, log_in
 
 pytestmark = pytest.mark.browser
 
-DATABASE = os.environ.get("TT_TEST_DB_NAME", "test_tasktrail") + "_canvas_browser"
-BROKER = os.environ.get("TT_BROKER", REDIS_BROKER)
-WHERE = {"database": DATABASE, "broker": BROKER}
+WHERE = apart("canvas")
 BAR = ".tasktrail-group"
 #: Sent from the site's own shell, as an application would; prints the ids.
 SEND = """

@@ -8,7 +8,6 @@ so runs of other test modules do not meet its tasks.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,13 +17,11 @@ import pytest
 
 from tests.chromium import screenshot
 
-from .conftest import MANAGE, REDIS_BROKER, ROOT, Site, environment, serve
+from .conftest import MANAGE, ROOT, Site, apart, environment, serve
 
 pytestmark = pytest.mark.browser
 
-DATABASE = os.environ.get("TT_TEST_DB_NAME", "test_tasktrail") + "_dashboard_browser"
-BROKER = os.environ.get("TT_BROKER", REDIS_BROKER)
-WHERE = {"database": DATABASE, "broker": BROKER}
+WHERE = apart("dashboard")
 ADMIN, PASSWORD = "dash-admin", "dash-admin-pw"
 #: The task's state as the server rendered the page.
 FAILED = ".tt-detail > p .tt-state[data-state=FAILURE]"

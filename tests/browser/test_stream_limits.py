@@ -9,28 +9,24 @@ meanwhile, and streams once the first tab has closed and ``Retry-After`` has pas
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
 from tests.chromium import screenshot
 
-from .conftest import REDIS_BROKER, serve
+from .conftest import apart, serve
 from .test_widget import RECORDER
 
 pytestmark = pytest.mark.browser
 
-DATABASE = os.environ.get("TT_TEST_DB_NAME", "test_tasktrail") + "_limits_browser"
-BROKER = os.environ.get("TT_BROKER", REDIS_BROKER)
+WHERE = apart("limits")
 
 
 def test_a_refused_widget_polls_and_streams_again_when_a_stream_is_free(
     page: Any, request: pytest.FixtureRequest
 ) -> None:
-    with serve(
-        "postgres", settings="tests.browser.limited_site", database=DATABASE, broker=BROKER
-    ) as site:
+    with serve("postgres", settings="tests.browser.limited_site", **WHERE) as site:
         # The first tab holds the one stream; the fixture's page (whose errors and last
         # screenshot the fixture checks) is the second, refused one.
         first = page.context.new_page()

@@ -129,13 +129,6 @@
     document.body.dataset.countsUpdated = String(Number(document.body.dataset.countsUpdated || 0) + 1);
   }
 
-  /** tasktrail.js's (loaded first by every dashboard page): seconds until a refused
-   * stream may be tried again, 0 if it would be admitted now, null if retrying will not
-   * help. */
-  function retryAfter(url) {
-    return window.TaskTrail.retryAfter(url);
-  }
-
   class LiveList {
     constructor(table, rows) {
       this.table = table;
@@ -200,7 +193,9 @@
     }
 
     async refused(heard) {
-      const wait = await retryAfter(this.url.toString());
+      // tasktrail.js's (every dashboard page loads it first): seconds until the stream
+      // may be tried again, 0 if it would be admitted now, null if retrying will not help.
+      const wait = await window.TaskTrail.retryAfter(this.url.toString());
       this.table.dataset.streamRefusals = String(Number(this.table.dataset.streamRefusals || 0) + 1);
       if (this.paused) return;
       if (wait === null && !heard) this.polling = true;
