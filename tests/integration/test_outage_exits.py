@@ -54,6 +54,31 @@ def pg_proxy() -> Iterator[FaultProxy]:
     proxy.close()
 
 
+# billiard's pool process waits up to 30 s (300 x 0.1 s) at exit for its main process
+# to count every result it sent, then logs this and goes on. Seen in 2 of 16 runs of
+# the warm-shutdown test on 2026-12-03 and once in CI, none in 46 on 2026-12-04: py-spy
+# showed the pool process in billiard's Worker._ensure_messages_consumed, every
+# tasktrail thread idle, and the main process in Pool.join, so the main process had
+# missed counting a result, which no tasktrail code takes part in.
+_BILLIARDS_WAIT = 30.0
+_BILLIARDS_WARNING = "could not ensure all messages were consumed prior to exiting"
+
+
+def _exits_in_bound(worker: WorkerProcess) -> None:
+    """Wait for a stopping worker; fail if it waits on the database past its bound.
+
+    Time billiard's own wait accounts for is allowed only when the log shows that wait
+    ran out; tasktrail's final flush comes after it and keeps its own bound.
+    """
+    bound = 2 * _final_flush_bound() + _SHUTDOWN_SLACK
+    try:
+        worker.proc.wait(bound)
+    except subprocess.TimeoutExpired:
+        worker.proc.wait(_BILLIARDS_WAIT + _final_flush_bound())
+        if _BILLIARDS_WARNING not in worker.log_path.read_text():
+            raise
+
+
 def _succeeded_count(worker: WorkerProcess) -> int:
     return len(ids_logged([worker], "succeeded"))
 
@@ -95,7 +120,9 @@ def test_a_warm_shutdown_during_an_outage_exits_in_bound_and_keeps_finished_task
     start_worker: StartWorker, pg_proxy: FaultProxy, fault: str
 ) -> None:
     queue = unique_queue("warm")
-    first = start_worker("warm", queue, env={"PGPORT": str(pg_proxy.port)})
+    # MP_LOG: billiard's own warnings reach the log (Celery passes only its errors).
+    env = {"PGPORT": str(pg_proxy.port), "MP_LOG": "1"}
+    first = start_worker("warm", queue, env=env)
     ids = [tasks.sleepy.apply_async((0.3,), queue=queue).id for _ in range(8)]
     _wait_until(lambda: _succeeded_count(first) >= 1, 30, "a task to finish")
     # Refused: every attempt fails at once. Frozen: the open connections stop
@@ -105,8 +132,7 @@ def test_a_warm_shutdown_during_an_outage_exits_in_bound_and_keeps_finished_task
     # To the main process only, as `celery multi` and most supervisors do: its pool
     # processes finish their task and stop.
     first.proc.send_signal(signal.SIGTERM)
-    # Raises (fails the test) if the worker still waits on the database past its bound.
-    first.proc.wait(2 * _final_flush_bound() + _SHUTDOWN_SLACK)
+    _exits_in_bound(first)
     ran = ids_logged([first], "succeeded")
     pg_proxy.heal()
     # Any worker writes the spool: this one reaches PostgreSQL directly.
