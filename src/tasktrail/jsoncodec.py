@@ -9,7 +9,7 @@ Pickle is never used.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from kombu.utils.json import JSONEncoder as _KombuEncoder
 from kombu.utils.json import object_hook
@@ -25,9 +25,15 @@ class CeleryJSONDecoder(json.JSONDecoder):
         super().__init__(**kwargs)
 
 
+#: One encoder for every call: ``json.dumps(cls=...)`` builds one per call (2.3 µs for an
+#: empty list, against 1.4 µs), and the write path encodes three values per task. An
+#: encoder keeps no state between calls, so threads can share it.
+_ENCODER: Final = CeleryJSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """Encode ``value``; raises ``TypeError``/``ValueError`` if it is not JSON."""
-    return json.dumps(value, cls=CeleryJSONEncoder, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str) -> Any:

@@ -4,8 +4,9 @@ Runs the command as documented (each scenario in a process of its own, a real pr
 worker, the run's own broker, queue and databases) with a few tasks, and checks what each
 scenario's store holds afterwards, never a timing: Celery's Redis backend and tasktrail
 through signals stored every task; tasktrail through signals recorded PENDING, STARTED
-and SUCCESS but no result; the busy task burned its CPU; the preloaded store was loaded
-once, kept, and left as loaded.
+and SUCCESS but no result; the busy task burned its CPU; ``--trace-flushes`` counted
+each event where it was built; the preloaded store was loaded once, kept, and left as
+loaded.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def test_celerys_backends_signals_and_the_busy_task(
 ) -> None:
     # tasktrail-signals last: its store is still there afterwards, to look into.
     only = "celery-ignore,celery-null,celery-redis,celery-ignore-5ms,tasktrail-signals"
-    result = _bench(tmp_path, databases, only)
+    result = _bench(tmp_path, databases, only, "--trace-flushes")
     summary = result["summary"]
     assert summary["celery-redis"]["success_rows"] == TASKS
     assert summary["celery-null"]["success_rows"] is None
@@ -118,6 +119,12 @@ def test_celerys_backends_signals_and_the_busy_task(
     )
     stored = TASKS + WARMUP
     assert found == (stored, stored, stored, stored, True)
+    # --trace-flushes timed each event builder where it ran: the producer's timed phase
+    # sent TASKS, and the pool processes started and finished every task they ran.
+    (traced,) = [r["flushes"] for r in result["runs"] if r["scenario"] == "tasktrail-signals"]
+    assert traced["producer"]["published_calls"] == TASKS
+    assert traced["pool"]["started_calls"] == traced["pool"]["outcome_calls"] == stored
+    assert traced["pool"]["rows"] >= stored and traced["pool"]["started_cpu_us_per_call"] > 0
 
 
 def test_the_preloaded_store_is_loaded_once_and_left_as_loaded(

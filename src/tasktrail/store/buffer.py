@@ -98,7 +98,10 @@ class WriteBuffer:
         if full:
             self._urgent.set()
         self._ensure_thread()
-        self._wake.set()
+        # Already set while the flush thread waits out its interval: setting it again
+        # takes the event's lock for nothing (about 1 µs per event, 3 events per task).
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _note_history(self, row: Row, detail: dict[str, Any] | None) -> None:
         task_id, state, attempt = row["task_id"], row["state"], row["attempt"]
