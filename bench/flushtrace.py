@@ -99,12 +99,13 @@ def dump(**_: Any) -> None:
         return
     path = Path(_state["dir"]) / f"{_state['role']}-{os.getpid()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"role": _state["role"], "thread": threading.get_ident(), "flushes": _entries}
-    path.write_text(json.dumps({**data, "hooks": _hooks}))
+    data = {"role": _state["role"], "thread": threading.get_ident()}
+    path.write_text(json.dumps({**data, "flushes": _entries, "hooks": _hooks}))
 
 
 def summarise(directory: str) -> dict[str, dict[str, float]]:
-    """Per role: flushes, rows per flush, wall and CPU milliseconds per flush and per row."""
+    """Per role: flushes, rows per flush, wall and CPU milliseconds per flush and per row;
+    and per event builder, its calls and thread CPU microseconds per call."""
     by_role: dict[str, list[list[float]]] = {}
     hooks: dict[str, dict[str, list[float]]] = {}
     for path in Path(directory).glob("*.json"):
